@@ -1,0 +1,272 @@
+"""The sketch tree: op -> family -> sketch, each leaf with parameter domains and legality rules.
+
+A sketch fixes a kernel's structure (how segments map to programs, split-K or not, tensor-core ``tl.dot``
+or an FMA reduction, one launch or two); its parameters are the implementation details. A rule returns
+the reason a config is illegal for a scenario on a device, or None. Rules encode hard limits (shared
+memory, ``tl.dot``'s 16-element minimum, fp32 atomics) and prune pure waste (a block larger than the
+next power of two of the dimension it tiles, a split-K piece with no K to reduce).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from dop_tui.scenario import Scenario
+from dop_tui.space.device import DeviceSpec
+
+Rule = Callable[[Scenario, Mapping[str, int], DeviceSpec], "str | None"]
+
+WARPS = (1, 2, 4, 8)
+STAGES = (1, 2, 3, 4)
+# Cache policy of the adapter-weight loads: 0 default, 1 evict_first (streamed), 2 evict_last (kept in L2).
+WEIGHT_HINT = (0, 1, 2)
+DOT_MIN = 16
+MAX_FP32_PER_THREAD = 128  # broadcast-reduce tiles beyond this spill registers
+
+
+def next_pow2(n: int) -> int:
+    return 1 << max(0, (n - 1).bit_length())
+
+
+def cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+@dataclass(frozen=True)
+class Sketch:
+    op: str
+    family: str
+    name: str
+    doc: str
+    entry: str  # "module:function" under dop_tui.kernels, binding (Operands, config) to a launch closure
+    params: tuple[tuple[str, tuple[int, ...]], ...]
+    rules: tuple[Rule, ...]
+
+    @property
+    def id(self) -> str:
+        return f"{self.op}/{self.family}/{self.name}"
+
+    @property
+    def domains(self) -> dict[str, tuple[int, ...]]:
+        return dict(self.params)
+
+
+# -- rules ---------------------------------------------------------------------------------------------
+def _k_dim(s: Scenario) -> int:
+    """Reduction length of the op's first product: h_in for shrink and fused, r for expand."""
+    return s.rank if s.op == "expand" else s.h_in
+
+
+def _n_dim(s: Scenario) -> int:
+    """Output columns one program tiles: P*r for shrink, the widest projection otherwise."""
+    return s.total_rank if s.op == "shrink" else max(s.h_outs)
+
+
+def cap(param: str, dim: Callable[[Scenario], int], floor: int = 1) -> Rule:
+    def rule(s: Scenario, c: Mapping[str, int], d: DeviceSpec) -> str | None:
+        limit = max(floor, next_pow2(dim(s)))
+        if c[param] > limit:
+            return f"{param}={c[param]} exceeds {limit}, the padded size of the dimension it tiles"
+        return None
+
+    return rule
+
+
+def atomics_need_fp32(split: str) -> Rule:
+    def rule(s: Scenario, c: Mapping[str, int], d: DeviceSpec) -> str | None:
+        if c[split] > 1 and s.inter_dtype != "fp32":
+            return f"{split}={c[split]} reduces with fp32 atomics and needs an fp32 intermediate"
+        return None
+
+    return rule
+
+
+def split_has_work(split: str, block: str) -> Rule:
+    def rule(s: Scenario, c: Mapping[str, int], d: DeviceSpec) -> str | None:
+        steps = cdiv(_k_dim(s), c[block])
+        if c[split] > steps:
+            return f"{split}={c[split]} exceeds the {steps} {block} steps of K={_k_dim(s)}: some splits idle"
+        return None
+
+    return rule
+
+
+Dim = str | Callable[[Scenario], int]
+
+
+def _dim(s: Scenario, c: Mapping[str, int], p: Dim) -> int:
+    return c[p] if isinstance(p, str) else p(s)
+
+
+def dot_smem(bm: Dim, bn: Dim, bk: Dim) -> Rule:
+    """Pipelined tl.dot keeps ``stages`` copies of both operand tiles in shared memory."""
+
+    def rule(s: Scenario, c: Mapping[str, int], d: DeviceSpec) -> str | None:
+        tile = (_dim(s, c, bm) + _dim(s, c, bn)) * _dim(s, c, bk) * s.elem_bytes
+        need = max(1, c["num_stages"]) * tile
+        if need > d.smem_per_block:
+            return f"needs ~{need} B of shared memory, {d.name} allows {d.smem_per_block}"
+        return None
+
+    return rule
+
+
+def fma_registers(*dims: Dim) -> Rule:
+    """A broadcast-multiply-reduce tile lives in registers: its size over the threads stays bounded."""
+
+    def rule(s: Scenario, c: Mapping[str, int], d: DeviceSpec) -> str | None:
+        size = 1
+        for dim in dims:
+            size *= _dim(s, c, dim)
+        per_thread = size // (32 * c["num_warps"])
+        if per_thread > MAX_FP32_PER_THREAD:
+            return f"reduction tile of {size} values is {per_thread} per thread (> {MAX_FP32_PER_THREAD})"
+        return None
+
+    return rule
+
+
+def at_least(param: str, minimum: Callable[[Scenario], int], why: str) -> Rule:
+    def rule(s: Scenario, c: Mapping[str, int], d: DeviceSpec) -> str | None:
+        if c[param] < minimum(s):
+            return f"{param}={c[param]} is below {minimum(s)}: {why}"
+        return None
+
+    return rule
+
+
+def _max_len(s: Scenario) -> int:
+    return s.max_seg_len
+
+
+def _rank_block(s: Scenario) -> int:
+    return max(DOT_MIN, next_pow2(s.rank))
+
+
+def _fma_rank(s: Scenario) -> int:
+    return next_pow2(s.rank)
+
+
+def _segments(s: Scenario) -> int:
+    return s.num_segments
+
+
+# -- the tree ------------------------------------------------------------------------------------------
+SKETCHES: tuple[Sketch, ...] = (
+    Sketch(
+        "shrink", "tile", "dot",
+        "one program per (segment, row tile, rank tile); tl.dot over the whole K",
+        "shrink:bind_tile_dot",
+        (("BLOCK_M", (16, 32, 64, 128)), ("BLOCK_N", (16, 32, 64, 128)), ("BLOCK_K", (32, 64, 128, 256)),
+         ("WEIGHT_HINT", WEIGHT_HINT), ("num_warps", WARPS), ("num_stages", STAGES)),
+        (cap("BLOCK_M", _max_len, DOT_MIN), cap("BLOCK_N", _n_dim, DOT_MIN), cap("BLOCK_K", _k_dim, 32),
+         dot_smem("BLOCK_M", "BLOCK_N", "BLOCK_K")),
+    ),
+    Sketch(
+        "shrink", "splitk", "dot",
+        "one program per (segment, row tile, rank tile, K split); tl.dot, fp32 atomic reduction",
+        "shrink:bind_splitk_dot",
+        (("BLOCK_M", (16, 32, 64, 128)), ("BLOCK_N", (16, 32, 64, 128)), ("BLOCK_K", (32, 64, 128, 256)),
+         ("SPLIT_K", (2, 4, 8, 16, 32, 64)), ("WEIGHT_HINT", WEIGHT_HINT), ("num_warps", WARPS),
+         ("num_stages", STAGES)),
+        (cap("BLOCK_M", _max_len, DOT_MIN), cap("BLOCK_N", _n_dim, DOT_MIN), cap("BLOCK_K", _k_dim, 32),
+         atomics_need_fp32("SPLIT_K"), split_has_work("SPLIT_K", "BLOCK_K"),
+         dot_smem("BLOCK_M", "BLOCK_N", "BLOCK_K")),
+    ),
+    Sketch(
+        "shrink", "gemv", "fma",
+        "one program per (segment, rank tile, K split) walking the segment's tokens BLOCK_T at a time; "
+        "no tensor cores, each adapter tile read once per token group",
+        "shrink:bind_gemv",
+        (("BLOCK_T", (1, 2, 4, 8)), ("BLOCK_N", (4, 8, 16, 32, 64)), ("BLOCK_K", (64, 128, 256, 512, 1024)),
+         ("SPLIT_K", (1, 2, 4, 8, 16, 32)), ("WEIGHT_HINT", WEIGHT_HINT), ("num_warps", WARPS),
+         ("num_stages", (1, 2, 3))),
+        (cap("BLOCK_T", _max_len), cap("BLOCK_N", _n_dim), cap("BLOCK_K", _k_dim, 64),
+         atomics_need_fp32("SPLIT_K"), split_has_work("SPLIT_K", "BLOCK_K"),
+         fma_registers("BLOCK_T", "BLOCK_N", "BLOCK_K")),
+    ),
+    Sketch(
+        "expand", "tile", "dot",
+        "one program per (segment, row tile, column tile, projection); tl.dot over the rank",
+        "expand:bind_tile_dot",
+        (("BLOCK_M", (16, 32, 64, 128)), ("BLOCK_N", (32, 64, 128, 256)), ("BLOCK_K", (16, 32, 64, 128)),
+         ("WEIGHT_HINT", WEIGHT_HINT), ("num_warps", WARPS), ("num_stages", STAGES)),
+        (cap("BLOCK_M", _max_len, DOT_MIN), cap("BLOCK_N", _n_dim, 32), cap("BLOCK_K", _k_dim, DOT_MIN),
+         dot_smem("BLOCK_M", "BLOCK_N", "BLOCK_K")),
+    ),
+    Sketch(
+        "expand", "gemv", "fma",
+        "one program per (segment, column tile, projection): the B tile is loaded once and applied to "
+        "the segment's tokens BLOCK_T at a time; no tensor cores",
+        "expand:bind_gemv",
+        (("BLOCK_T", (1, 2, 4, 8)), ("BLOCK_N", (32, 64, 128, 256, 512, 1024)), ("WEIGHT_HINT", WEIGHT_HINT),
+         ("num_warps", WARPS), ("num_stages", (1, 2))),
+        (cap("BLOCK_T", _max_len), cap("BLOCK_N", _n_dim, 32), fma_registers("BLOCK_T", "BLOCK_N", _fma_rank)),
+    ),
+    Sketch(
+        "expand", "walk", "segments",
+        "fewer, fuller programs: each program walks SEGS_PER_PROG consecutive segments for one column "
+        "tile, with tl.dot (USE_DOT=1) or an FMA reduction per token (USE_DOT=0)",
+        "expand:bind_walk",
+        (("SEGS_PER_PROG", (2, 4, 8, 16, 32)), ("BLOCK_M", (16, 32, 64)), ("BLOCK_N", (32, 64, 128, 256)),
+         ("USE_DOT", (0, 1)), ("WEIGHT_HINT", WEIGHT_HINT), ("num_warps", WARPS), ("num_stages", (1, 2, 3))),
+        (cap("BLOCK_M", _max_len, DOT_MIN), cap("BLOCK_N", _n_dim, 32), cap("SEGS_PER_PROG", _segments, 2),
+         fma_registers("BLOCK_N", _rank_block), dot_smem("BLOCK_M", "BLOCK_N", _rank_block)),
+    ),
+    Sketch(
+        "fused", "tile", "dot",
+        "one launch for the LoRA delta: each program computes x_tile @ A^T (rank-r, in registers) for its "
+        "row tile and applies it to its share (1/N_SPLIT) of one projection's output columns",
+        "fused:bind_tile_dot",
+        (("BLOCK_M", (16, 32, 64)), ("BLOCK_K", (32, 64, 128, 256)), ("BLOCK_N", (32, 64, 128, 256)),
+         ("N_SPLIT", (1, 2, 4, 8, 16, 32, 64)), ("num_warps", WARPS), ("num_stages", STAGES)),
+        (cap("BLOCK_M", _max_len, DOT_MIN), cap("BLOCK_K", _k_dim, 32), cap("BLOCK_N", _n_dim, 32),
+         lambda s, c, d: (
+             f"N_SPLIT={c['N_SPLIT']} exceeds the {cdiv(max(s.h_outs), c['BLOCK_N'])} column tiles"
+             if c["N_SPLIT"] > cdiv(max(s.h_outs), c["BLOCK_N"]) else None
+         ),
+         dot_smem("BLOCK_M", _rank_block, "BLOCK_K")),
+    ),
+    Sketch(
+        "fused", "gemv", "fma",
+        "one launch, no tensor cores: each program reduces its segment's tokens (BLOCK_T at a time) "
+        "against A into the rank-r intermediate, then applies it to its share of the output columns",
+        "fused:bind_gemv",
+        (("BLOCK_T", (1, 2, 4, 8)), ("BLOCK_K", (64, 128, 256, 512)), ("BLOCK_N", (32, 64, 128, 256, 512)),
+         ("N_SPLIT", (1, 2, 4, 8, 16, 32, 64)), ("num_warps", WARPS), ("num_stages", (1, 2))),
+        (cap("BLOCK_T", _max_len), cap("BLOCK_K", _k_dim, 64), cap("BLOCK_N", _n_dim, 32),
+         lambda s, c, d: (
+             f"N_SPLIT={c['N_SPLIT']} exceeds the {cdiv(max(s.h_outs), c['BLOCK_N'])} column tiles"
+             if c["N_SPLIT"] > cdiv(max(s.h_outs), c["BLOCK_N"]) else None
+         ),
+         fma_registers("BLOCK_T", _fma_rank, "BLOCK_K"), fma_registers("BLOCK_T", "BLOCK_N", _fma_rank)),
+    ),
+)
+
+SKETCH_BY_ID = {s.id: s for s in SKETCHES}
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """A fixed kernel we always compare against; ``entry`` binds (Operands) to a launch closure."""
+
+    name: str
+    op: str
+    doc: str
+    entry: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.op}/baseline/{self.name}"
+
+
+BASELINES: tuple[Baseline, ...] = tuple(
+    Baseline(name, op, doc, f"{mod}:bind_{op}")
+    for name, mod, doc in (
+        ("vllm", "baselines_vllm", "vLLM's default Triton LoRA path (token-sorted gather, default configs)"),
+        ("punica", "baselines_punica", "Punica's fixed SGMV choices (chunk-256 split-K shrink, 32x128x16 expand)"),
+    )
+    for op in ("shrink", "expand", "fused")
+)
+BASELINE_BY_ID = {b.id: b for b in BASELINES}

@@ -1,0 +1,31 @@
+"""Helpers shared by the kernel files: interpreter detection, dtype mapping, launch-option checks."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import torch
+import triton.language as tl
+
+# The Triton interpreter computes bf16 tl.dot wrongly (triton issue 11584): kernels cast dot operands to
+# fp32 under a constexpr flag that is on only when interpreting.
+INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+EVICTION = {0: "", 1: "evict_first", 2: "evict_last"}
+
+TL_DTYPE = {torch.float16: tl.float16, torch.bfloat16: tl.bfloat16, torch.float32: tl.float32}
+
+
+def dot_cast_fp32(t: torch.Tensor) -> bool:
+    """Whether dot operands of tensor ``t``'s dtype must be cast to fp32 (bf16 in the interpreter)."""
+    return INTERPRET and t.dtype == torch.bfloat16
+
+
+def launch_opts(config: Mapping[str, int]) -> dict[str, int]:
+    """The compiler options of a config (num_warps, num_stages) as launch keyword arguments."""
+    return {"num_warps": int(config["num_warps"]), "num_stages": int(config["num_stages"])}
+
+
+def cdiv(a: int, b: int) -> int:
+    return -(-a // b)

@@ -1,0 +1,120 @@
+"""SGMV shrink sketches: ``v[seg] (+)= scale * x[seg] @ A[w]^T`` (``x[T, K]``, ``A[L, N, K]``, ``v[T, N]``).
+
+``N`` is the rank times the number of projections sharing ``x`` (their A matrices are stacked along N).
+Three structures:
+
+- ``bind_tile_dot``: one program per (segment, row tile, rank tile), ``tl.dot`` over the whole of K.
+- ``bind_splitk_dot``: as tile, with K split over SPLIT_K programs that reduce with fp32 atomics; the
+  output is zeroed by a separate launch first when the op overwrites.
+- ``bind_gemv``: no tensor cores; one program per (segment, rank tile, K split) walks its segment's
+  tokens BLOCK_T at a time with a broadcast multiply and a sum over K, so one-token segments (decode,
+  Distinct) waste no MMA rows.
+
+Tested in the Triton interpreter (fp32, fp16, bf16 with the fp32 cast of ``_common``) on one-token to
+multi-hundred-token segments, ranks 8..128 and K not a multiple of any block; compiled ahead of time for sm_90.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import triton
+import triton.language as tl
+
+from dop_tui.kernels._common import EVICTION, cdiv, dot_cast_fp32, launch_opts
+from dop_tui.operands import Operands
+
+
+@triton.jit
+def _shrink_tile_kernel(
+    # pointers
+    x_ptr, a_ptr, v_ptr, seg_indptr_ptr, weight_idx_ptr,
+    # dimensions
+    K, N,
+    # strides (innermost strides are 1: operands are contiguous)
+    stride_xt, stride_al, stride_an, stride_vt,
+    # scalars
+    scale,
+    # meta-parameters
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, SPLIT_K: tl.constexpr,
+    EVEN_K: tl.constexpr, ACCUMULATE: tl.constexpr, ATOMIC: tl.constexpr, CAST_FP32: tl.constexpr,
+    EVICT_W: tl.constexpr,
+):
+    seg = tl.program_id(0)
+    pid_m = tl.program_id(1)
+    pid_nk = tl.program_id(2)
+    pid_n = pid_nk // SPLIT_K
+    pid_k = pid_nk % SPLIT_K
+    start = tl.load(seg_indptr_ptr + seg)
+    end = tl.load(seg_indptr_ptr + seg + 1)
+    row0 = start + pid_m * BLOCK_M
+    if row0 >= end:
+        return
+    w = tl.load(weight_idx_ptr + seg).to(tl.int64)
+    rm = row0 + tl.arange(0, BLOCK_M)
+    rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    rk = pid_k * BLOCK_K + tl.arange(0, BLOCK_K)
+    m_mask = rm < end
+    n_mask = rn < N
+    x_ptrs = x_ptr + rm[:, None].to(tl.int64) * stride_xt + rk[None, :]
+    a_ptrs = a_ptr + w * stride_al + rn[None, :] * stride_an + rk[:, None]
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for k0 in range(pid_k * BLOCK_K, K, BLOCK_K * SPLIT_K):
+        if EVEN_K:
+            xt = tl.load(x_ptrs, mask=m_mask[:, None], other=0.0)
+            at = tl.load(a_ptrs, mask=n_mask[None, :], other=0.0, eviction_policy=EVICT_W)
+        else:
+            k_mask = rk < K - (k0 - pid_k * BLOCK_K)
+            xt = tl.load(x_ptrs, mask=m_mask[:, None] & k_mask[None, :], other=0.0)
+            at = tl.load(a_ptrs, mask=n_mask[None, :] & k_mask[:, None], other=0.0, eviction_policy=EVICT_W)
+        if CAST_FP32:
+            xt = xt.to(tl.float32)
+            at = at.to(tl.float32)
+        acc += tl.dot(xt, at)
+        x_ptrs += BLOCK_K * SPLIT_K
+        a_ptrs += BLOCK_K * SPLIT_K
+    acc = acc * scale
+    v_ptrs = v_ptr + rm[:, None].to(tl.int64) * stride_vt + rn[None, :]
+    o_mask = m_mask[:, None] & n_mask[None, :]
+    if ATOMIC:
+        tl.atomic_add(v_ptrs, acc, mask=o_mask)
+    else:
+        if ACCUMULATE:
+            acc += tl.load(v_ptrs, mask=o_mask, other=0.0).to(tl.float32)
+        tl.store(v_ptrs, acc.to(v_ptr.dtype.element_ty), mask=o_mask)
+
+
+def _bind_dot(ops: Operands, config: Mapping[str, int], split_k: int) -> Callable[[], None]:
+    s = ops.scenario
+    bm, bn, bk = int(config["BLOCK_M"]), int(config["BLOCK_N"]), int(config["BLOCK_K"])
+    K, N = s.h_in, s.total_rank
+    atomic = split_k > 1
+    if atomic and ops.v.dtype.itemsize != 4:
+        raise ValueError("split-K shrink reduces with fp32 atomics: the intermediate v must be fp32")
+    grid = (s.num_segments, cdiv(s.max_seg_len, bm), cdiv(N, bn) * split_k)
+    x, a, v = ops.x, ops.a, ops.v
+    zero_first = atomic and not s.accumulate
+    args = (x, a, v, ops.seg_indptr, ops.weight_indices, K, N, x.stride(0), a.stride(0), a.stride(1), v.stride(0),
+            float(s.scale))
+    meta = dict(
+        BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, SPLIT_K=split_k, EVEN_K=K % (bk * split_k) == 0,
+        ACCUMULATE=s.accumulate, ATOMIC=atomic, CAST_FP32=dot_cast_fp32(x),
+        EVICT_W=EVICTION[int(config["WEIGHT_HINT"])], **launch_opts(config),
+    )
+
+    def run() -> None:
+        if zero_first:
+            v.zero_()
+        _shrink_tile_kernel[grid](*args, **meta)
+
+    return run
+
+
+def bind_tile_dot(ops: Operands, config: Mapping[str, int]) -> Callable[[], None]:
+    """shrink/tile/dot: grid (segments, row tiles of the longest segment, rank tiles)."""
+    return _bind_dot(ops, config, 1)
+
+
+def bind_splitk_dot(ops: Operands, config: Mapping[str, int]) -> Callable[[], None]:
+    """shrink/splitk/dot: grid (segments, row tiles, rank tiles x SPLIT_K); fp32 atomic reduction."""
+    return _bind_dot(ops, config, int(config["SPLIT_K"]))
