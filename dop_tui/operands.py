@@ -103,13 +103,14 @@ class Operands:
 
 
 def make_operands(scn: Scenario, device: str | torch.device = "cpu", seed: int = 0) -> Operands:
-    """Random operands for ``scn`` (normal inputs scaled so outputs stay O(1); never zeros)."""
-    g = torch.Generator(device="cpu").manual_seed(seed)
+    """Random operands for ``scn`` drawn on ``device`` (normal, scaled so outputs stay O(1); never zeros)."""
+    device = torch.device(device)
+    g = torch.Generator(device=device).manual_seed(seed)
     dt = torch_dtype(scn.dtype)
     T, R, H, L = scn.num_tokens, scn.total_rank, scn.total_h_out, scn.num_adapters
 
-    def rnd(*shape: int, std: float) -> torch.Tensor:
-        return (torch.randn(*shape, generator=g) * std).to(dt).to(device)
+    def rnd(*shape: int, std: float, dtype: torch.dtype = dt) -> torch.Tensor:
+        return (torch.randn(*shape, generator=g, device=device) * std).to(dtype)
 
     offs = [0]
     for h in scn.h_outs:
@@ -119,9 +120,23 @@ def make_operands(scn: Scenario, device: str | torch.device = "cpu", seed: int =
         x=rnd(T, scn.h_in, std=1.0),
         a=rnd(L, R, scn.h_in, std=scn.h_in**-0.5),
         b=rnd(L, H, scn.rank, std=scn.rank**-0.5),
-        v=(torch.randn(T, R, generator=g)).to(inter_torch_dtype(scn)).to(device),
+        v=rnd(T, R, std=1.0, dtype=inter_torch_dtype(scn)),
         y=rnd(T, H, std=1.0),
         seg_indptr=torch.tensor(scn.seg_indptr, dtype=torch.int32, device=device),
         weight_indices=torch.tensor(scn.seg_adapters, dtype=torch.int32, device=device),
         proj_offsets=torch.tensor(offs, dtype=torch.int32, device=device),
     )
+
+
+def clone_operands(ops: Operands) -> Operands:
+    """A copy with its own data tensors (same values) and shared segment metadata: one rotation slot."""
+    return Operands(
+        ops.scenario, ops.x.clone(), ops.a.clone(), ops.b.clone(), ops.v.clone(), ops.y.clone(),
+        ops.seg_indptr, ops.weight_indices, ops.proj_offsets,
+    )
+
+
+def touched_bytes(ops: Operands) -> int:
+    """Bytes of the data tensors the op reads or writes (what a rotation slot occupies)."""
+    used = {"shrink": (ops.x, ops.a, ops.v), "expand": (ops.v, ops.b, ops.y), "fused": (ops.x, ops.a, ops.b, ops.y)}
+    return sum(t.numel() * t.element_size() for t in used[ops.scenario.op])

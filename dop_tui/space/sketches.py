@@ -266,6 +266,7 @@ BASELINES: tuple[Baseline, ...] = tuple(
     for name, mod, doc in (
         ("vllm", "baselines_vllm", "vLLM's default Triton LoRA path (token-sorted gather, default configs)"),
         ("punica", "baselines_punica", "Punica's fixed SGMV choices (chunk-256 split-K shrink, 32x128x16 expand)"),
+        ("torch", "baselines_torch", "torch gather + bmm in the input dtype (no custom kernel)"),
     )
     for op in ("shrink", "expand", "fused")
 )

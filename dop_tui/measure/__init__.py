@@ -1,0 +1,1 @@
+"""Measurement: binding candidates to kernels, correctness checks, roofline, ahead-of-time compiles."""

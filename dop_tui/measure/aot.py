@@ -1,0 +1,124 @@
+"""Ahead-of-time compilation of a kernel's launches for Hopper (sm_90) on a machine without a GPU.
+
+A bind closure is run with ``JITFunction.run`` replaced by a recorder, so the exact arguments and
+constexprs of every launch are captured without a driver; each launch is then compiled with
+``triton.compile(ASTSource(...), target=GPUTarget("cuda", 90, 32))``. The compiled kernel reports
+registers, spills and shared memory. Must run in a process without ``TRITON_INTERPRET=1`` (interpreter
+runs and AOT compiles cannot share one process).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import subprocess
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+PTR_TYPE = {
+    torch.float16: "*fp16",
+    torch.bfloat16: "*bf16",
+    torch.float32: "*fp32",
+    torch.int32: "*i32",
+    torch.int64: "*i64",
+}
+
+
+@dataclass(frozen=True)
+class CompiledLaunch:
+    kernel: str
+    registers: int | None  # per thread, from cuobjdump's resource report (None if the tool is missing)
+    local_bytes: int | None  # per-thread local memory: register spills and stack arrays
+    shared_bytes: int
+    num_warps: int
+
+
+def _resource_usage(cubin: bytes) -> tuple[int | None, int | None]:
+    """(registers, local bytes) from ``cuobjdump -res-usage`` of the cubin (the tool ships with triton)."""
+    import triton
+
+    tool = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
+    if not tool.exists():
+        return None, None
+    with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
+        f.write(cubin)
+        f.flush()
+        text = subprocess.run([str(tool), "-res-usage", f.name], capture_output=True, text=True, check=False).stdout
+    reg, local = re.search(r"REG:(\d+)", text), re.search(r"LOCAL:(\d+)", text)
+    return (int(reg.group(1)) if reg else None), (int(local.group(1)) if local else None)
+
+
+@contextlib.contextmanager
+def recording_launches() -> Iterator[list[tuple[Any, tuple, dict]]]:
+    """Within the block, Triton launches are recorded as (JITFunction, args, kwargs) instead of run."""
+    from triton.runtime.jit import JITFunction
+
+    recorded: list[tuple[Any, tuple, dict]] = []
+    original = JITFunction.run
+
+    def record(self: Any, *args: Any, grid: Any, warmup: bool, **kwargs: Any) -> None:
+        recorded.append((self, args, dict(kwargs)))
+
+    JITFunction.run = record  # type: ignore[method-assign]
+    try:
+        yield recorded
+    finally:
+        JITFunction.run = original  # type: ignore[method-assign]
+
+
+def _signature(fn: Any, args: tuple, kwargs: Mapping[str, Any]) -> tuple[dict[str, str], dict[tuple[int], Any]]:
+    bound = dict(zip(fn.arg_names, args, strict=False))
+    bound.update(kwargs)
+    constexpr_idx = {p.num for p in fn.params if p.is_constexpr}
+    sig: dict[str, str] = {}
+    const: dict[tuple[int], Any] = {}
+    for i, name in enumerate(fn.arg_names):
+        v = bound[name]
+        if i in constexpr_idx:
+            sig[name], const[(i,)] = "constexpr", v
+        elif isinstance(v, torch.Tensor):
+            sig[name] = PTR_TYPE[v.dtype]
+        elif isinstance(v, bool):
+            sig[name] = "i1"
+        elif isinstance(v, int):
+            sig[name] = "i32" if -(2**31) <= v < 2**31 else "i64"
+        elif isinstance(v, float):
+            sig[name] = "fp32"
+        else:
+            raise TypeError(f"cannot type argument {name}={v!r} of {fn.__name__}")
+    return sig, const
+
+
+def compile_launches(recorded: list[tuple[Any, tuple, dict]]) -> list[CompiledLaunch]:
+    """Compile every launch in ``recorded`` for sm_90 and report its resources."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    out = []
+    for fn, args, kwargs in recorded:
+        kw = dict(kwargs)
+        opts = {k: kw.pop(k) for k in ("num_warps", "num_stages") if k in kw}
+        sig, const = _signature(fn, args, kw)
+        k = triton.compile(ASTSource(fn, sig, constexprs=const), target=GPUTarget("cuda", 90, 32), options=opts)
+        regs, local = _resource_usage(k.asm["cubin"])
+        out.append(CompiledLaunch(fn.__name__, regs, local, int(k.metadata.shared), int(k.metadata.num_warps)))
+    return out
+
+
+def compile_kernel(kernel_id: str, scn: Any, config: Mapping[str, int] | None = None) -> list[CompiledLaunch]:
+    """Bind ``kernel_id`` on CPU operands of ``scn``, record its launches and compile them for sm_90."""
+    from dop_tui.measure.launch import bind
+    from dop_tui.operands import make_operands
+
+    ops = make_operands(scn, device="cpu")
+    with recording_launches() as recorded:
+        bind(kernel_id, ops, config)()
+    if not recorded:
+        raise RuntimeError(f"{kernel_id} launched no Triton kernel")
+    return compile_launches(recorded)

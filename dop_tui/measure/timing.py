@@ -1,0 +1,82 @@
+"""GPU timing as serving runs it: a CUDA graph of back-to-back calls over rotated input copies.
+
+``time_graph`` binds the kernel on ``n_copies`` copies of the operands (together larger than a multiple
+of L2, so no call finds its inputs in cache), captures ``calls`` consecutive calls cycling through the
+copies in one CUDA graph, replays it ``replays`` times and reports microseconds per call (median of the
+replays, with min and max). ``time_do_bench`` is the launch-inclusive figure: ``triton.testing.do_bench``
+flushes L2 before every call and times each call with events (median).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import torch
+
+from dop_tui.measure.launch import bind
+from dop_tui.operands import Operands, clone_operands, touched_bytes
+
+
+@dataclass(frozen=True)
+class Timing:
+    us: float  # median microseconds per call
+    us_min: float
+    us_max: float
+    method: str
+
+
+def rotation_copies(ops: Operands, l2_bytes: int, l2_multiple: float = 3.0, max_copies: int = 4096) -> int:
+    """Copies needed so the rotation's working set exceeds ``l2_multiple`` times L2."""
+    return max(1, min(max_copies, math.ceil(l2_multiple * l2_bytes / touched_bytes(ops))))
+
+
+def make_pool(ops: Operands, n_copies: int) -> list[Operands]:
+    return [ops] + [clone_operands(ops) for _ in range(n_copies - 1)]
+
+
+def time_graph(
+    kernel_id: str,
+    pool: list[Operands],
+    config: Mapping[str, int] | None = None,
+    *,
+    calls: int = 100,
+    replays: int = 5,
+) -> Timing:
+    """Median microseconds per call of ``calls`` graph-captured calls rotating through ``pool``."""
+    calls = max(calls, len(pool))
+    runs: list[Callable[[], None]] = [bind(kernel_id, ops, config) for ops in pool]
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for run in runs:  # warm-up: compile and load outside the capture
+            run()
+    torch.cuda.current_stream().wait_stream(side)
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        for i in range(calls):
+            runs[i % len(runs)]()
+    graph.replay()  # first replay uploads the graph
+    torch.cuda.synchronize()
+    per_call = []
+    for _ in range(replays):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        graph.replay()
+        end.record()
+        end.synchronize()
+        per_call.append(start.elapsed_time(end) * 1e3 / calls)
+    del graph
+    return Timing(statistics.median(per_call), min(per_call), max(per_call), f"cuda-graph x{calls} / {len(pool)} copies")
+
+
+def time_do_bench(kernel_id: str, ops: Operands, config: Mapping[str, int] | None = None) -> Timing:
+    """Launch-inclusive median microseconds per call with L2 flushed before each call (do_bench)."""
+    import triton.testing
+
+    run = bind(kernel_id, ops, config)
+    q = triton.testing.do_bench(run, warmup=25, rep=100, quantiles=[0.5, 0.0, 1.0])
+    return Timing(q[0] * 1e3, q[1] * 1e3, q[2] * 1e3, "do_bench, L2 flushed")
