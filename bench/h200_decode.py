@@ -5,9 +5,10 @@
 
 Compilation runs in a pool of GPU worker processes (they share Triton's disk cache), which also run the
 correctness check of every (config, shape) before anything is timed. Timing runs in the parent process:
-a screening pass times every candidate with a CUDA graph of 100 calls over min(100, needed) rotated
-copies; the best few per sketch, the baselines and torch are then re-timed with the full method (a graph
-of max(100, copies) calls over copies totalling > 3x L2, median of 7 replays) and with do_bench + L2 flush.
+a screening pass times every candidate with a CUDA graph of 30 calls over min(30, needed) rotated
+copies (for the smallest layouts these can sit in L2: screening only ranks); the best few per sketch,
+the baselines and torch are then re-timed with the full method (a graph of max(100, copies) calls over
+copies totalling > 3x L2, median of 7 replays) and with do_bench + L2 flush.
 Results: JSON lines per measurement and a markdown table in DIR.
 """
 
@@ -24,10 +25,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dop_tui.models import get_model  # noqa: E402
-from dop_tui.scenario import Scenario, make_scenario  # noqa: E402
-from dop_tui.space import BASELINES, enumerate_valid, sketches_for  # noqa: E402
-from dop_tui.workloads import WORKLOADS, decode_lens  # noqa: E402
+from dop_tui.models import get_model
+from dop_tui.scenario import Scenario, make_scenario
+from dop_tui.space import BASELINES, enumerate_valid, sketches_for
+from dop_tui.workloads import WORKLOADS, decode_lens
 
 MODEL = get_model("llama2-7b")
 
@@ -48,8 +49,14 @@ def decode_scenarios(op: str, h_in: int, h_outs: tuple[int, ...], rank: int, bat
 def shape_groups(check: bool) -> list[tuple[str, int, tuple[int, ...]]]:
     """(op, h_in, h_outs): the 7B projections' distinct shapes, plus qkv/gateup groups for the check."""
     h, m = MODEL.hidden, MODEL.intermediate
-    groups = [("shrink", h, (h,)), ("shrink", m, (h,)), ("expand", h, (h,)), ("expand", h, (m,)),
-              ("fused", h, (h,)), ("fused", m, (h,))]
+    groups = [
+        ("shrink", h, (h,)),
+        ("shrink", m, (h,)),
+        ("expand", h, (h,)),
+        ("expand", h, (m,)),
+        ("fused", h, (h,)),
+        ("fused", m, (h,)),
+    ]
     if check:
         groups += [("fused", h, (m,))]
         for op in ("shrink", "expand", "fused"):
@@ -71,8 +78,16 @@ def _check_task(task: tuple[dict, str, dict, int]) -> dict:
     scn = Scenario.from_json(scn_json)
     t0 = time.perf_counter()
     res = check_kernel(kid, scn, cfg, device="cuda", seed=seed)
-    return {"scenario": scn.key, "kernel": kid, "config": cfg, "rel_error": res.rel_error, "tolerance": res.tolerance,
-            "ok": res.ok, "error": res.error, "seconds": round(time.perf_counter() - t0, 3)}
+    return {
+        "scenario": scn.key,
+        "kernel": kid,
+        "config": cfg,
+        "rel_error": res.rel_error,
+        "tolerance": res.tolerance,
+        "ok": res.ok,
+        "error": res.error,
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
 
 
 def run_checks(tasks: list[tuple[dict, str, dict, int]], workers: int, log) -> list[dict]:
@@ -121,8 +136,9 @@ def phase_check(args: argparse.Namespace) -> None:
     for kid in sorted(by_kernel):
         rs = by_kernel[kid]
         worst = max(r["rel_error"] for r in rs)
-        lines.append(f"| {kid} | {len(rs)} | {len({r['scenario'] for r in rs})} | {worst:.2e} | "
-                     f"{sum(not r['ok'] for r in rs)} |")
+        lines.append(
+            f"| {kid} | {len(rs)} | {len({r['scenario'] for r in rs})} | {worst:.2e} | {sum(not r['ok'] for r in rs)} |"
+        )
     (out / "gpu_check.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
@@ -145,20 +161,26 @@ def phase_time(args: argparse.Namespace) -> None:
     for op, h_in, h_outs in groups:
         for rank in args.ranks:
             scns = decode_scenarios(op, h_in, h_outs, rank, args.batches)
-            for s in scns:
-                cands = []
-                for sk in sketches_for(op):
-                    valid = list(enumerate_valid(sk.id, s))
-                    cands += [(sk.id, c.params) for c in rng.sample(valid, min(args.configs, len(valid)))]
-                plan.append((s, cands))
-            # correctness (and compile warm-up) of every config once per shape group, on the widest layout
-            widest = max(scns, key=lambda s: (s.max_seg_len, s.num_segments))
-            uniq = {(k, json.dumps(c, sort_keys=True)) for _, cands in plan[-len(scns):] for k, c in cands}
-            tasks += [(widest.to_json(), k, json.loads(c), 7) for k, c in sorted(uniq)]
-            # distinct layout too: one-token segments exercise other masks
-            distinct = next(s for s in scns if s.workload == "distinct" and s.num_tokens == max(args.batches))
-            tasks += [(distinct.to_json(), k, json.loads(c), 8) for k, c in sorted(uniq)]
-    print(f"{len(plan)} scenarios, {sum(len(c) for _, c in plan)} candidates, {len(tasks)} checks", flush=True)
+            cand_lists: list[list[tuple[str, dict]]] = [[] for _ in scns]
+            for sk in sketches_for(op):
+                # one config pool per (shape group, sketch), shared across its layouts so compiles are reused:
+                # each layout takes the pool's configs valid for it, topped up with fresh samples to N
+                pool: list = []
+                for i, s in enumerate(scns):
+                    valid = enumerate_valid(sk.id, s)
+                    vset = set(valid)
+                    mine = [c for c in pool if c in vset][: args.configs]
+                    fresh = [c for c in valid if c not in set(mine)]
+                    extra = rng.sample(fresh, min(len(fresh), args.configs - len(mine)))
+                    for c in extra:
+                        pool.append(c)
+                        tasks.append((s.to_json(), sk.id, c.params, rng.randrange(1 << 30)))
+                    cand_lists[i] += [(sk.id, c.params) for c in mine + extra]
+            plan += list(zip(scns, cand_lists, strict=True))
+    print(
+        f"{len(plan)} scenarios, {sum(len(c) for _, c in plan)} candidates, {len(tasks)} checks/compiles",
+        flush=True,
+    )
     t0 = time.time()
     with open(out / f"time_check_{'_'.join(args.ops)}.jsonl", "w") as log:
         checks = run_checks(tasks, args.workers, log)
@@ -166,54 +188,90 @@ def phase_time(args: argparse.Namespace) -> None:
     print(f"checked in {time.time() - t0:.0f}s; {len(bad)} wrong/failed candidates excluded", flush=True)
 
     torch.cuda.init()
-    log = open(out / f"time_{'_'.join(args.ops)}.jsonl", "w")
-    rows = []
-    t_start = time.time()
-    for si, (s, cands) in enumerate(plan):
-        base = make_operands(s, "cuda", seed=si)
-        n_full = rotation_copies(base, dev.l2_bytes)
-        pool = make_pool(base, n_full)
-        screen_pool = pool[: min(len(pool), 100)]
-        screened: dict[str, list[tuple[float, dict]]] = {}
-        for kid, cfg in cands:
-            if (kid, json.dumps(cfg, sort_keys=True)) in bad:
-                continue
-            try:
-                t = time_graph(kid, screen_pool, cfg, calls=100, replays=3)
-            except Exception as exc:  # record and go on
-                log.write(json.dumps({"scenario": s.key, "kernel": kid, "config": cfg, "error": repr(exc)}) + "\n")
-                continue
-            screened.setdefault(kid, []).append((t.us, cfg))
-            log.write(json.dumps({"scenario": s.key, "kernel": kid, "config": cfg, "pass": "screen", "us": t.us,
-                                  "method": t.method}) + "\n")
-        final = [(kid, cfg) for kid, lst in screened.items() for _, cfg in sorted(lst, key=lambda x: x[0])[: args.top]]
-        final += [(b.id, {}) for b in BASELINES if b.op == s.op]
-        best: dict[str, dict] = {}
-        for kid, cfg in final:
-            g = time_graph(kid, pool, cfg, calls=max(100, len(pool)), replays=7)
-            db = time_do_bench(kid, base, cfg)
-            rec = {"scenario": s.key, "kernel": kid, "config": cfg, "pass": "final", "us": g.us, "us_min": g.us_min,
-                   "us_max": g.us_max, "method": g.method, "do_bench_us": db.us}
-            log.write(json.dumps(rec) + "\n")
-            if kid not in best or g.us < best[kid]["us"]:
-                best[kid] = rec
-        rf = roofline(s, dev)
-        row = {"scenario": s.key, "op": s.op, "h_in": s.h_in, "h_out": s.h_outs[0], "rank": s.rank,
-               "batch": s.num_tokens, "workload": s.workload, "floor_us": rf.floor_s * 1e6, "bytes": rf.bytes,
-               "screened": sum(len(v) for v in screened.values()),
-               "best": {k: {"us": v["us"], "do_bench_us": v["do_bench_us"], "config": v["config"]} for k, v in best.items()}}
-        rows.append(row)
-        log.flush()
-        del pool, screen_pool, base
-        torch.cuda.empty_cache()
-        el = time.time() - t_start
-        print(f"[{si + 1}/{len(plan)} {el:.0f}s] {s.describe()}: floor {row['floor_us']:.2f} us; "
-              + ", ".join(f"{k.split('/', 1)[1]} {v['us']:.2f}" for k, v in sorted(best.items(), key=lambda kv: kv[1]['us'])),
-              flush=True)
-        if args.deadline and el > args.deadline:
-            print("deadline reached: stopping early", flush=True)
-            break
-    log.close()
+    with open(out / f"time_{'_'.join(args.ops)}.jsonl", "w") as log:
+        rows = []
+        t_start = time.time()
+        for si, (s, cands) in enumerate(plan):
+            base = make_operands(s, "cuda", seed=si)
+            n_full = rotation_copies(base, dev.l2_bytes)
+            pool = make_pool(base, n_full)
+            screen_pool = pool[: min(len(pool), args.screen_calls)]
+            screened: dict[str, list[tuple[float, dict]]] = {}
+            for kid, cfg in cands:
+                if (kid, json.dumps(cfg, sort_keys=True)) in bad:
+                    continue
+                try:
+                    t = time_graph(kid, screen_pool, cfg, calls=args.screen_calls, replays=3)
+                except Exception as exc:  # record and go on
+                    log.write(json.dumps({"scenario": s.key, "kernel": kid, "config": cfg, "error": repr(exc)}) + "\n")
+                    continue
+                screened.setdefault(kid, []).append((t.us, cfg))
+                log.write(
+                    json.dumps(
+                        {
+                            "scenario": s.key,
+                            "kernel": kid,
+                            "config": cfg,
+                            "pass": "screen",
+                            "us": t.us,
+                            "method": t.method,
+                        }
+                    )
+                    + "\n"
+                )
+            final = [
+                (kid, cfg) for kid, lst in screened.items() for _, cfg in sorted(lst, key=lambda x: x[0])[: args.top]
+            ]
+            final += [(b.id, {}) for b in BASELINES if b.op == s.op]
+            best: dict[str, dict] = {}
+            for kid, cfg in final:
+                g = time_graph(kid, pool, cfg, calls=max(100, len(pool)), replays=7)
+                db = time_do_bench(kid, base, cfg, warmup_ms=5, rep_ms=25)
+                rec = {
+                    "scenario": s.key,
+                    "kernel": kid,
+                    "config": cfg,
+                    "pass": "final",
+                    "us": g.us,
+                    "us_min": g.us_min,
+                    "us_max": g.us_max,
+                    "method": g.method,
+                    "do_bench_us": db.us,
+                }
+                log.write(json.dumps(rec) + "\n")
+                if kid not in best or g.us < best[kid]["us"]:
+                    best[kid] = rec
+            rf = roofline(s, dev)
+            row = {
+                "scenario": s.key,
+                "op": s.op,
+                "h_in": s.h_in,
+                "h_out": s.h_outs[0],
+                "rank": s.rank,
+                "batch": s.num_tokens,
+                "workload": s.workload,
+                "floor_us": rf.floor_s * 1e6,
+                "bytes": rf.bytes,
+                "screened": sum(len(v) for v in screened.values()),
+                "best": {
+                    k: {"us": v["us"], "do_bench_us": v["do_bench_us"], "config": v["config"]} for k, v in best.items()
+                },
+            }
+            rows.append(row)
+            log.flush()
+            del pool, screen_pool, base
+            torch.cuda.empty_cache()
+            el = time.time() - t_start
+            print(
+                f"[{si + 1}/{len(plan)} {el:.0f}s] {s.describe()}: floor {row['floor_us']:.2f} us; "
+                + ", ".join(
+                    f"{k.split('/', 1)[1]} {v['us']:.2f}" for k, v in sorted(best.items(), key=lambda kv: kv[1]["us"])
+                ),
+                flush=True,
+            )
+            if args.deadline and el > args.deadline:
+                print("deadline reached: stopping early", flush=True)
+                break
     (out / f"time_summary_{'_'.join(args.ops)}.json").write_text(json.dumps(rows, indent=1))
 
 
@@ -224,6 +282,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=min(14, (os.cpu_count() or 2) - 1))
     p.add_argument("--configs", type=int, default=6, help="random configs per sketch (check: pool per group)")
+    p.add_argument("--screen-calls", type=int, default=30, help="graph calls (and copies) of the screening pass")
     p.add_argument("--top", type=int, default=3, help="screened configs per sketch re-timed with the full method")
     p.add_argument("--ops", nargs="+", default=["shrink", "expand", "fused"])
     p.add_argument("--ranks", nargs="+", type=int, default=[16, 64])

@@ -8,4 +8,4 @@ __version__ = "0.1.0"
 # them to dop_tui/kernels. Extending the package path makes `dop_tui.kernels` resolve in both cases.
 _checkout_kernels = Path(__file__).resolve().parent.parent / "kernels"
 if not (Path(__file__).resolve().parent / "kernels").exists() and (_checkout_kernels / "__init__.py").exists():
-    __path__.append(str(_checkout_kernels.parent))  # noqa: F821 - __path__ is defined for packages
+    __path__.append(str(_checkout_kernels.parent))

@@ -100,7 +100,9 @@ def space(
 
 @app.command()
 def check(
-    backend: Annotated[str, typer.Option("--backend", help="interpret (CPU, Triton interpreter) or gpu.")] = "interpret",
+    backend: Annotated[
+        str, typer.Option("--backend", help="interpret (CPU, Triton interpreter) or gpu.")
+    ] = "interpret",
     samples: Annotated[int, typer.Option("--samples", min=1, help="Random valid configs per sketch.")] = 3,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the config sampling and the inputs.")] = 0,
     model: ModelOpt = "llama2-7b",

@@ -12,11 +12,13 @@ from dop_tui.workloads import WORKLOADS, decode_lens
 
 ModelOpt = Annotated[str, typer.Option("--model", help=f"Model preset: {', '.join(MODELS)}.")]
 ProjOpt = Annotated[
-    str, typer.Option("--proj", help="Projection: q, k, v, o, gate, up, down, or a group sharing x: qkv, gateup.")
+    str,
+    typer.Option("--proj", help="Projection: q, k, v, o, gate, up, down, or a group sharing x: qkv, gateup."),
 ]
 HInOpt = Annotated[int | None, typer.Option("--h-in", help="Input hidden size (overrides --model/--proj).")]
 HOutOpt = Annotated[
-    str | None, typer.Option("--h-out", help="Output size; several projections as 4096,1024,1024 (with --h-in).")
+    str | None,
+    typer.Option("--h-out", help="Output size; several projections as 4096,1024,1024 (with --h-in)."),
 ]
 OpOpt = Annotated[str, typer.Option("--op", help="shrink, expand or fused (the whole LoRA delta).")]
 RankOpt = Annotated[int, typer.Option("--rank", help="LoRA rank r.")]
@@ -26,7 +28,15 @@ DtypeOpt = Annotated[str, typer.Option("--dtype", help="fp16, bf16 or fp32.")]
 
 
 def scenario_from_flags(
-    model: str, proj: str, h_in: int | None, h_out: str | None, op: str, rank: int, batch: int, workload: str, dtype: str
+    model: str,
+    proj: str,
+    h_in: int | None,
+    h_out: str | None,
+    op: str,
+    rank: int,
+    batch: int,
+    workload: str,
+    dtype: str,
 ) -> Scenario:
     """Build the decode scenario the flags describe; raises ValueError naming the bad flag."""
     if (h_in is None) != (h_out is None):

@@ -22,7 +22,15 @@ class ModelPreset:
     def proj_shape(self, proj: str) -> tuple[int, int]:
         """``(h_in, h_out)`` of one projection."""
         h, m = self.hidden, self.intermediate
-        shapes = {"q": (h, h), "k": (h, h), "v": (h, h), "o": (h, h), "gate": (h, m), "up": (h, m), "down": (m, h)}
+        shapes = {
+            "q": (h, h),
+            "k": (h, h),
+            "v": (h, h),
+            "o": (h, h),
+            "gate": (h, m),
+            "up": (h, m),
+            "down": (m, h),
+        }
         if proj not in shapes:
             raise ValueError(f"unknown projection {proj!r}; expected one of {', '.join(PROJECTIONS + tuple(GROUPS))}")
         return shapes[proj]

@@ -131,12 +131,23 @@ def make_operands(scn: Scenario, device: str | torch.device = "cpu", seed: int =
 def clone_operands(ops: Operands) -> Operands:
     """A copy with its own data tensors (same values) and shared segment metadata: one rotation slot."""
     return Operands(
-        ops.scenario, ops.x.clone(), ops.a.clone(), ops.b.clone(), ops.v.clone(), ops.y.clone(),
-        ops.seg_indptr, ops.weight_indices, ops.proj_offsets,
+        ops.scenario,
+        ops.x.clone(),
+        ops.a.clone(),
+        ops.b.clone(),
+        ops.v.clone(),
+        ops.y.clone(),
+        ops.seg_indptr,
+        ops.weight_indices,
+        ops.proj_offsets,
     )
 
 
 def touched_bytes(ops: Operands) -> int:
     """Bytes of the data tensors the op reads or writes (what a rotation slot occupies)."""
-    used = {"shrink": (ops.x, ops.a, ops.v), "expand": (ops.v, ops.b, ops.y), "fused": (ops.x, ops.a, ops.b, ops.y)}
+    used = {
+        "shrink": (ops.x, ops.a, ops.v),
+        "expand": (ops.v, ops.b, ops.y),
+        "fused": (ops.x, ops.a, ops.b, ops.y),
+    }
     return sum(t.numel() * t.element_size() for t in used[ops.scenario.op])

@@ -50,9 +50,7 @@ def reference_gather_bmm(ops: Operands, compute: torch.dtype = torch.float64) ->
     """Same result as ``reference_loop`` by gathering each token's adapter weights and one bmm."""
     s = ops.scenario
     r, P = s.rank, s.num_proj
-    tok_adapter = torch.repeat_interleave(
-        ops.weight_indices.long().cpu(), torch.tensor(s.seg_lens)
-    ).to(ops.x.device)
+    tok_adapter = torch.repeat_interleave(ops.weight_indices.long().cpu(), torch.tensor(s.seg_lens)).to(ops.x.device)
     x, v0, y0 = ops.x.to(compute), ops.v.to(compute), ops.y.to(compute)
     base = v0 if s.op == "shrink" else y0
     if s.op in ("shrink", "fused"):

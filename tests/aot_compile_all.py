@@ -24,8 +24,10 @@ jobs += [(b.id, s, {}) for b in BASELINES for s in scenarios[b.op]]
 for kid, s, cfg in jobs:
     try:
         for launch in compile_kernel(kid, s, cfg):
-            print(f"ok {kid} {launch.kernel} regs={launch.registers} local={launch.local_bytes} "
-                  f"smem={launch.shared_bytes} {cfg}")
+            print(
+                f"ok {kid} {launch.kernel} regs={launch.registers} local={launch.local_bytes} "
+                f"smem={launch.shared_bytes} {cfg}"
+            )
     except Exception as exc:
         failures += 1
         print(f"FAIL {kid} {s.key} {cfg}: {type(exc).__name__}: {exc}")

@@ -15,5 +15,15 @@ LAYOUTS = {
 
 def small_scenario(op, workload, dtype, *, rank=8, h_outs=(72,), h_in=200, accumulate=None, inter="fp32", scale=0.5):
     lens = LAYOUTS[workload]
-    return make_scenario(op, h_in, h_outs, rank, dtype, lens, accumulate=accumulate, scale=scale,
-                         inter_dtype=inter, workload=workload)
+    return make_scenario(
+        op,
+        h_in,
+        h_outs,
+        rank,
+        dtype,
+        lens,
+        accumulate=accumulate,
+        scale=scale,
+        inter_dtype=inter,
+        workload=workload,
+    )

@@ -18,8 +18,25 @@ def test_version_and_help():
 
 
 def test_space_json_for_scripts():
-    res = runner.invoke(app, ["space", "--json", "--model", "llama2-7b", "--proj", "down", "--op", "shrink",
-                              "--batch", "64", "--workload", "skewed", "--rank", "16"])
+    res = runner.invoke(
+        app,
+        [
+            "space",
+            "--json",
+            "--model",
+            "llama2-7b",
+            "--proj",
+            "down",
+            "--op",
+            "shrink",
+            "--batch",
+            "64",
+            "--workload",
+            "skewed",
+            "--rank",
+            "16",
+        ],
+    )
     assert res.exit_code == 0, res.output
     d = json.loads(res.output)
     assert d["scenario"].startswith("shrink-11008x4096-r16-bf16-t64s9-skewed-")
@@ -50,8 +67,28 @@ def test_bad_flags_exit_nonzero_with_message():
 def test_check_interpret_end_to_end():
     """`dop check` in its own process (it enables the interpreter before importing triton)."""
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    cmd = [sys.executable, "-m", "dop_tui.cli", "check", "--backend", "interpret", "--h-in", "96", "--h-out", "80",
-           "--op", "expand", "--rank", "8", "--batch", "4", "--workload", "uniform", "--samples", "2"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "dop_tui.cli",
+        "check",
+        "--backend",
+        "interpret",
+        "--h-in",
+        "96",
+        "--h-out",
+        "80",
+        "--op",
+        "expand",
+        "--rank",
+        "8",
+        "--batch",
+        "4",
+        "--workload",
+        "uniform",
+        "--samples",
+        "2",
+    ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for kernel in ("expand/tile/dot", "expand/gemv/fma", "expand/walk/segments", "expand/baseline/vllm"):

@@ -77,8 +77,17 @@ def test_property_random_layouts(sketch, lens, h_in, h_out, rank, dtype, data):
     op = get_sketch(sketch).op
     n_ad = data.draw(st.integers(1, 3))
     ads = data.draw(st.lists(st.integers(0, n_ad - 1), min_size=len(lens), max_size=len(lens)))
-    s = make_scenario(op, h_in, (h_out,), rank, dtype, lens, seg_adapters=ads, num_adapters=n_ad,
-                      accumulate=data.draw(st.booleans()))
+    s = make_scenario(
+        op,
+        h_in,
+        (h_out,),
+        rank,
+        dtype,
+        lens,
+        seg_adapters=ads,
+        num_adapters=n_ad,
+        accumulate=data.draw(st.booleans()),
+    )
     valid = enumerate_valid(sketch, s)
     cand = valid[data.draw(st.integers(0, len(valid) - 1))]
     res = check_kernel(sketch, s, cand.params)

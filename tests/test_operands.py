@@ -24,8 +24,12 @@ def test_valid_operands_build():
 
 @pytest.mark.parametrize(
     ("indptr", "msg"),
-    [([0, 2, 2, 6], "non-monotone"), ([0, 3, 1, 6], "non-monotone"), ([1, 2, 3, 6], "out of range"),
-     ([0, 2, 3, 7], "out of range")],
+    [
+        ([0, 2, 2, 6], "non-monotone"),
+        ([0, 3, 1, 6], "non-monotone"),
+        ([1, 2, 3, 6], "out of range"),
+        ([0, 2, 3, 7], "out of range"),
+    ],
 )
 def test_bad_segment_offsets(indptr, msg):
     with pytest.raises(ValueError, match=msg):

@@ -26,8 +26,19 @@ layouts = st.lists(st.integers(1, 9), min_size=1, max_size=6)
 def test_loop_equals_gather_bmm(op, lens, h_in, h_outs, rank, dtype, accumulate, inter, data):
     n_adapters = data.draw(st.integers(1, 4))
     adapters = data.draw(st.lists(st.integers(0, n_adapters - 1), min_size=len(lens), max_size=len(lens)))
-    s = make_scenario(op, h_in, tuple(h_outs), rank, dtype, lens, seg_adapters=adapters, num_adapters=n_adapters,
-                      accumulate=accumulate, scale=0.75, inter_dtype=inter)
+    s = make_scenario(
+        op,
+        h_in,
+        tuple(h_outs),
+        rank,
+        dtype,
+        lens,
+        seg_adapters=adapters,
+        num_adapters=n_adapters,
+        accumulate=accumulate,
+        scale=0.75,
+        inter_dtype=inter,
+    )
     ops = make_operands(s, seed=data.draw(st.integers(0, 1000)))
     a, b = reference_loop(ops), reference_gather_bmm(ops)
     assert a.dtype == torch.float64 and a.shape == ops.out.shape

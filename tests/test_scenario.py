@@ -28,7 +28,13 @@ def test_key_is_stable_and_semantic():
 
 def test_derived_sizes():
     s = make_scenario("expand", 4096, (4096, 1024, 1024), 16, "fp16", [2, 2], seg_adapters=[1, 1], num_adapters=3)
-    assert (s.num_tokens, s.num_segments, s.total_rank, s.total_h_out, s.distinct_adapters) == (4, 2, 48, 6144, 1)
+    assert (s.num_tokens, s.num_segments, s.total_rank, s.total_h_out, s.distinct_adapters) == (
+        4,
+        2,
+        48,
+        6144,
+        1,
+    )
     assert s.seg_indptr == (0, 2, 4) and s.accumulate is True
 
 

@@ -1,6 +1,14 @@
 import pytest
 
-from dop_tui.workloads import decode_lens, distinct, from_token_mapping, identical, prefill_lens, skewed, uniform
+from dop_tui.workloads import (
+    decode_lens,
+    distinct,
+    from_token_mapping,
+    identical,
+    prefill_lens,
+    skewed,
+    uniform,
+)
 
 
 @pytest.mark.parametrize(

@@ -32,7 +32,12 @@ class CheckResult:
 
 
 def check_kernel(
-    kernel_id: str, scn: Scenario, config: Mapping[str, int] | None = None, *, device: str = "cpu", seed: int = 0
+    kernel_id: str,
+    scn: Scenario,
+    config: Mapping[str, int] | None = None,
+    *,
+    device: str = "cpu",
+    seed: int = 0,
 ) -> CheckResult:
     """Run ``kernel_id`` with ``config`` once on fresh operands for ``scn`` and compare with the reference."""
     cfg = dict(config or {})

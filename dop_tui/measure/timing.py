@@ -70,13 +70,22 @@ def time_graph(
         end.synchronize()
         per_call.append(start.elapsed_time(end) * 1e3 / calls)
     del graph
-    return Timing(statistics.median(per_call), min(per_call), max(per_call), f"cuda-graph x{calls} / {len(pool)} copies")
+    return Timing(
+        statistics.median(per_call), min(per_call), max(per_call), f"cuda-graph x{calls} / {len(pool)} copies"
+    )
 
 
-def time_do_bench(kernel_id: str, ops: Operands, config: Mapping[str, int] | None = None) -> Timing:
+def time_do_bench(
+    kernel_id: str,
+    ops: Operands,
+    config: Mapping[str, int] | None = None,
+    *,
+    warmup_ms: int = 25,
+    rep_ms: int = 100,
+) -> Timing:
     """Launch-inclusive median microseconds per call with L2 flushed before each call (do_bench)."""
     import triton.testing
 
     run = bind(kernel_id, ops, config)
-    q = triton.testing.do_bench(run, warmup=25, rep=100, quantiles=[0.5, 0.0, 1.0])
+    q = triton.testing.do_bench(run, warmup=warmup_ms, rep=rep_ms, quantiles=[0.5, 0.0, 1.0])
     return Timing(q[0] * 1e3, q[1] * 1e3, q[2] * 1e3, "do_bench, L2 flushed")

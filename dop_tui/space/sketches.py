@@ -155,92 +155,194 @@ def _segments(s: Scenario) -> int:
 # -- the tree ------------------------------------------------------------------------------------------
 SKETCHES: tuple[Sketch, ...] = (
     Sketch(
-        "shrink", "tile", "dot",
+        "shrink",
+        "tile",
+        "dot",
         "one program per (segment, row tile, rank tile); tl.dot over the whole K",
         "shrink:bind_tile_dot",
-        (("BLOCK_M", (16, 32, 64, 128)), ("BLOCK_N", (16, 32, 64, 128)), ("BLOCK_K", (32, 64, 128, 256)),
-         ("WEIGHT_HINT", WEIGHT_HINT), ("num_warps", WARPS), ("num_stages", STAGES)),
-        (cap("BLOCK_M", _max_len, DOT_MIN), cap("BLOCK_N", _n_dim, DOT_MIN), cap("BLOCK_K", _k_dim, 32),
-         dot_smem("BLOCK_M", "BLOCK_N", "BLOCK_K")),
+        (
+            ("BLOCK_M", (16, 32, 64, 128)),
+            ("BLOCK_N", (16, 32, 64, 128)),
+            ("BLOCK_K", (32, 64, 128, 256)),
+            ("WEIGHT_HINT", WEIGHT_HINT),
+            ("num_warps", WARPS),
+            ("num_stages", STAGES),
+        ),
+        (
+            cap("BLOCK_M", _max_len, DOT_MIN),
+            cap("BLOCK_N", _n_dim, DOT_MIN),
+            cap("BLOCK_K", _k_dim, 32),
+            dot_smem("BLOCK_M", "BLOCK_N", "BLOCK_K"),
+        ),
     ),
     Sketch(
-        "shrink", "splitk", "dot",
+        "shrink",
+        "splitk",
+        "dot",
         "one program per (segment, row tile, rank tile, K split); tl.dot, fp32 atomic reduction",
         "shrink:bind_splitk_dot",
-        (("BLOCK_M", (16, 32, 64, 128)), ("BLOCK_N", (16, 32, 64, 128)), ("BLOCK_K", (32, 64, 128, 256)),
-         ("SPLIT_K", (2, 4, 8, 16, 32, 64)), ("WEIGHT_HINT", WEIGHT_HINT), ("num_warps", WARPS),
-         ("num_stages", STAGES)),
-        (cap("BLOCK_M", _max_len, DOT_MIN), cap("BLOCK_N", _n_dim, DOT_MIN), cap("BLOCK_K", _k_dim, 32),
-         atomics_need_fp32("SPLIT_K"), split_has_work("SPLIT_K", "BLOCK_K"),
-         dot_smem("BLOCK_M", "BLOCK_N", "BLOCK_K")),
+        (
+            ("BLOCK_M", (16, 32, 64, 128)),
+            ("BLOCK_N", (16, 32, 64, 128)),
+            ("BLOCK_K", (32, 64, 128, 256)),
+            ("SPLIT_K", (2, 4, 8, 16, 32, 64)),
+            ("WEIGHT_HINT", WEIGHT_HINT),
+            ("num_warps", WARPS),
+            ("num_stages", STAGES),
+        ),
+        (
+            cap("BLOCK_M", _max_len, DOT_MIN),
+            cap("BLOCK_N", _n_dim, DOT_MIN),
+            cap("BLOCK_K", _k_dim, 32),
+            atomics_need_fp32("SPLIT_K"),
+            split_has_work("SPLIT_K", "BLOCK_K"),
+            dot_smem("BLOCK_M", "BLOCK_N", "BLOCK_K"),
+        ),
     ),
     Sketch(
-        "shrink", "gemv", "fma",
+        "shrink",
+        "gemv",
+        "fma",
         "one program per (segment, rank tile, K split) walking the segment's tokens BLOCK_T at a time; "
         "no tensor cores, each adapter tile read once per token group",
         "shrink:bind_gemv",
-        (("BLOCK_T", (1, 2, 4, 8)), ("BLOCK_N", (4, 8, 16, 32, 64)), ("BLOCK_K", (64, 128, 256, 512, 1024)),
-         ("SPLIT_K", (1, 2, 4, 8, 16, 32)), ("WEIGHT_HINT", WEIGHT_HINT), ("num_warps", WARPS),
-         ("num_stages", (1, 2, 3))),
-        (cap("BLOCK_T", _max_len), cap("BLOCK_N", _n_dim), cap("BLOCK_K", _k_dim, 64),
-         atomics_need_fp32("SPLIT_K"), split_has_work("SPLIT_K", "BLOCK_K"),
-         fma_registers("BLOCK_T", "BLOCK_N", "BLOCK_K")),
+        (
+            ("BLOCK_T", (1, 2, 4, 8)),
+            ("BLOCK_N", (4, 8, 16, 32, 64)),
+            ("BLOCK_K", (64, 128, 256, 512, 1024)),
+            ("SPLIT_K", (1, 2, 4, 8, 16, 32)),
+            ("WEIGHT_HINT", WEIGHT_HINT),
+            ("num_warps", WARPS),
+            ("num_stages", (1, 2, 3)),
+        ),
+        (
+            cap("BLOCK_T", _max_len),
+            cap("BLOCK_N", _n_dim),
+            cap("BLOCK_K", _k_dim, 64),
+            atomics_need_fp32("SPLIT_K"),
+            split_has_work("SPLIT_K", "BLOCK_K"),
+            fma_registers("BLOCK_T", "BLOCK_N", "BLOCK_K"),
+        ),
     ),
     Sketch(
-        "expand", "tile", "dot",
+        "expand",
+        "tile",
+        "dot",
         "one program per (segment, row tile, column tile, projection); tl.dot over the rank",
         "expand:bind_tile_dot",
-        (("BLOCK_M", (16, 32, 64, 128)), ("BLOCK_N", (32, 64, 128, 256)), ("BLOCK_K", (16, 32, 64, 128)),
-         ("WEIGHT_HINT", WEIGHT_HINT), ("num_warps", WARPS), ("num_stages", STAGES)),
-        (cap("BLOCK_M", _max_len, DOT_MIN), cap("BLOCK_N", _n_dim, 32), cap("BLOCK_K", _k_dim, DOT_MIN),
-         dot_smem("BLOCK_M", "BLOCK_N", "BLOCK_K")),
+        (
+            ("BLOCK_M", (16, 32, 64, 128)),
+            ("BLOCK_N", (32, 64, 128, 256)),
+            ("BLOCK_K", (16, 32, 64, 128)),
+            ("WEIGHT_HINT", WEIGHT_HINT),
+            ("num_warps", WARPS),
+            ("num_stages", STAGES),
+        ),
+        (
+            cap("BLOCK_M", _max_len, DOT_MIN),
+            cap("BLOCK_N", _n_dim, 32),
+            cap("BLOCK_K", _k_dim, DOT_MIN),
+            dot_smem("BLOCK_M", "BLOCK_N", "BLOCK_K"),
+        ),
     ),
     Sketch(
-        "expand", "gemv", "fma",
+        "expand",
+        "gemv",
+        "fma",
         "one program per (segment, column tile, projection): the B tile is loaded once and applied to "
         "the segment's tokens BLOCK_T at a time; no tensor cores",
         "expand:bind_gemv",
-        (("BLOCK_T", (1, 2, 4, 8)), ("BLOCK_N", (32, 64, 128, 256, 512, 1024)), ("WEIGHT_HINT", WEIGHT_HINT),
-         ("num_warps", WARPS), ("num_stages", (1, 2))),
-        (cap("BLOCK_T", _max_len), cap("BLOCK_N", _n_dim, 32), fma_registers("BLOCK_T", "BLOCK_N", _fma_rank)),
+        (
+            ("BLOCK_T", (1, 2, 4, 8)),
+            ("BLOCK_N", (32, 64, 128, 256, 512, 1024)),
+            ("WEIGHT_HINT", WEIGHT_HINT),
+            ("num_warps", WARPS),
+            ("num_stages", (1, 2)),
+        ),
+        (
+            cap("BLOCK_T", _max_len),
+            cap("BLOCK_N", _n_dim, 32),
+            fma_registers("BLOCK_T", "BLOCK_N", _fma_rank),
+        ),
     ),
     Sketch(
-        "expand", "walk", "segments",
+        "expand",
+        "walk",
+        "segments",
         "fewer, fuller programs: each program walks SEGS_PER_PROG consecutive segments for one column "
         "tile, with tl.dot (USE_DOT=1) or an FMA reduction per token (USE_DOT=0)",
         "expand:bind_walk",
-        (("SEGS_PER_PROG", (2, 4, 8, 16, 32)), ("BLOCK_M", (16, 32, 64)), ("BLOCK_N", (32, 64, 128, 256)),
-         ("USE_DOT", (0, 1)), ("WEIGHT_HINT", WEIGHT_HINT), ("num_warps", WARPS), ("num_stages", (1, 2, 3))),
-        (cap("BLOCK_M", _max_len, DOT_MIN), cap("BLOCK_N", _n_dim, 32), cap("SEGS_PER_PROG", _segments, 2),
-         fma_registers("BLOCK_N", _rank_block), dot_smem("BLOCK_M", "BLOCK_N", _rank_block)),
+        (
+            ("SEGS_PER_PROG", (2, 4, 8, 16, 32)),
+            ("BLOCK_M", (16, 32, 64)),
+            ("BLOCK_N", (32, 64, 128, 256)),
+            ("USE_DOT", (0, 1)),
+            ("WEIGHT_HINT", WEIGHT_HINT),
+            ("num_warps", WARPS),
+            ("num_stages", (1, 2, 3)),
+        ),
+        (
+            cap("BLOCK_M", _max_len, DOT_MIN),
+            cap("BLOCK_N", _n_dim, 32),
+            cap("SEGS_PER_PROG", _segments, 2),
+            fma_registers("BLOCK_N", _rank_block),
+            dot_smem("BLOCK_M", "BLOCK_N", _rank_block),
+        ),
     ),
     Sketch(
-        "fused", "tile", "dot",
+        "fused",
+        "tile",
+        "dot",
         "one launch for the LoRA delta: each program computes x_tile @ A^T (rank-r, in registers) for its "
         "row tile and applies it to its share (1/N_SPLIT) of one projection's output columns",
         "fused:bind_tile_dot",
-        (("BLOCK_M", (16, 32, 64)), ("BLOCK_K", (32, 64, 128, 256)), ("BLOCK_N", (32, 64, 128, 256)),
-         ("N_SPLIT", (1, 2, 4, 8, 16, 32, 64)), ("num_warps", WARPS), ("num_stages", STAGES)),
-        (cap("BLOCK_M", _max_len, DOT_MIN), cap("BLOCK_K", _k_dim, 32), cap("BLOCK_N", _n_dim, 32),
-         lambda s, c, d: (
-             f"N_SPLIT={c['N_SPLIT']} exceeds the {cdiv(max(s.h_outs), c['BLOCK_N'])} column tiles"
-             if c["N_SPLIT"] > cdiv(max(s.h_outs), c["BLOCK_N"]) else None
-         ),
-         dot_smem("BLOCK_M", _rank_block, "BLOCK_K")),
+        (
+            ("BLOCK_M", (16, 32, 64)),
+            ("BLOCK_K", (32, 64, 128, 256)),
+            ("BLOCK_N", (32, 64, 128, 256)),
+            ("N_SPLIT", (1, 2, 4, 8, 16, 32, 64)),
+            ("num_warps", WARPS),
+            ("num_stages", STAGES),
+        ),
+        (
+            cap("BLOCK_M", _max_len, DOT_MIN),
+            cap("BLOCK_K", _k_dim, 32),
+            cap("BLOCK_N", _n_dim, 32),
+            lambda s, c, d: (
+                f"N_SPLIT={c['N_SPLIT']} exceeds the {cdiv(max(s.h_outs), c['BLOCK_N'])} column tiles"
+                if c["N_SPLIT"] > cdiv(max(s.h_outs), c["BLOCK_N"])
+                else None
+            ),
+            dot_smem("BLOCK_M", _rank_block, "BLOCK_K"),
+        ),
     ),
     Sketch(
-        "fused", "gemv", "fma",
+        "fused",
+        "gemv",
+        "fma",
         "one launch, no tensor cores: each program reduces its segment's tokens (BLOCK_T at a time) "
         "against A into the rank-r intermediate, then applies it to its share of the output columns",
         "fused:bind_gemv",
-        (("BLOCK_T", (1, 2, 4, 8)), ("BLOCK_K", (64, 128, 256, 512)), ("BLOCK_N", (32, 64, 128, 256, 512)),
-         ("N_SPLIT", (1, 2, 4, 8, 16, 32, 64)), ("num_warps", WARPS), ("num_stages", (1, 2))),
-        (cap("BLOCK_T", _max_len), cap("BLOCK_K", _k_dim, 64), cap("BLOCK_N", _n_dim, 32),
-         lambda s, c, d: (
-             f"N_SPLIT={c['N_SPLIT']} exceeds the {cdiv(max(s.h_outs), c['BLOCK_N'])} column tiles"
-             if c["N_SPLIT"] > cdiv(max(s.h_outs), c["BLOCK_N"]) else None
-         ),
-         fma_registers("BLOCK_T", _fma_rank, "BLOCK_K"), fma_registers("BLOCK_T", "BLOCK_N", _fma_rank)),
+        (
+            ("BLOCK_T", (1, 2, 4, 8)),
+            ("BLOCK_K", (64, 128, 256, 512)),
+            ("BLOCK_N", (32, 64, 128, 256, 512)),
+            ("N_SPLIT", (1, 2, 4, 8, 16, 32, 64)),
+            ("num_warps", WARPS),
+            ("num_stages", (1, 2)),
+        ),
+        (
+            cap("BLOCK_T", _max_len),
+            cap("BLOCK_K", _k_dim, 64),
+            cap("BLOCK_N", _n_dim, 32),
+            lambda s, c, d: (
+                f"N_SPLIT={c['N_SPLIT']} exceeds the {cdiv(max(s.h_outs), c['BLOCK_N'])} column tiles"
+                if c["N_SPLIT"] > cdiv(max(s.h_outs), c["BLOCK_N"])
+                else None
+            ),
+            fma_registers("BLOCK_T", _fma_rank, "BLOCK_K"),
+            fma_registers("BLOCK_T", "BLOCK_N", _fma_rank),
+        ),
     ),
 )
 
@@ -265,7 +367,11 @@ BASELINES: tuple[Baseline, ...] = tuple(
     Baseline(name, op, doc, f"{mod}:bind_{op}")
     for name, mod, doc in (
         ("vllm", "baselines_vllm", "vLLM's default Triton LoRA path (token-sorted gather, default configs)"),
-        ("punica", "baselines_punica", "Punica's fixed SGMV choices (chunk-256 split-K shrink, 32x128x16 expand)"),
+        (
+            "punica",
+            "baselines_punica",
+            "Punica's fixed SGMV choices (chunk-256 split-K shrink, 32x128x16 expand)",
+        ),
         ("torch", "baselines_torch", "torch gather + bmm in the input dtype (no custom kernel)"),
     )
     for op in ("shrink", "expand", "fused")

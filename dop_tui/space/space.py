@@ -27,7 +27,9 @@ def get_sketch(sketch_id: str) -> Sketch:
     return SKETCH_BY_ID[sketch_id]
 
 
-def why_invalid(sketch_id: str, scn: Scenario, config: Mapping[str, int], device: DeviceSpec = DEFAULT_DEVICE) -> list[str]:
+def why_invalid(
+    sketch_id: str, scn: Scenario, config: Mapping[str, int], device: DeviceSpec = DEFAULT_DEVICE
+) -> list[str]:
     """Every reason ``config`` is not a valid config of the sketch for ``scn``; empty when valid."""
     if sketch_id not in SKETCH_BY_ID:
         return [f"unknown sketch {sketch_id!r}"]
@@ -38,7 +40,9 @@ def why_invalid(sketch_id: str, scn: Scenario, config: Mapping[str, int], device
     reasons = [f"unknown parameter {k!r}" for k in config if k not in domains]
     reasons += [f"missing parameter {k!r}" for k in domains if k not in config]
     reasons += [
-        f"{k}={config[k]} is not in its domain {list(dom)}" for k, dom in domains.items() if k in config and config[k] not in dom
+        f"{k}={config[k]} is not in its domain {list(dom)}"
+        for k, dom in domains.items()
+        if k in config and config[k] not in dom
     ]
     if reasons:
         return reasons
