@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from dop_tui.models import get_model
 from dop_tui.scenario import Scenario, make_scenario
 from dop_tui.space import BASELINES, enumerate_valid, sketches_for
-from dop_tui.workloads import WORKLOADS, decode_lens
+from dop_tui.workloads import WORKLOADS, decode_lens, prefill_lens
 
 MODEL = get_model("llama2-7b")
 
@@ -114,13 +114,23 @@ def phase_check(args: argparse.Namespace) -> None:
     for op, h_in, h_outs in shape_groups(check=True):
         for rank in (16, 64):
             scns = decode_scenarios(op, h_in, h_outs, rank, batches)
-            widest = max(scns, key=lambda s: (s.max_seg_len, s.num_segments))
+            # prefill layouts too: long segments (128..2048 tokens)
+            scns += [
+                make_scenario(op, h_in, h_outs, rank, "bf16", prefill_lens(n, seed=n), workload="prefill")
+                for n in (1, 3)
+            ]
             for sk in sketches_for(op):
-                pool = rng.sample(enumerate_valid(sk.id, widest), args.configs)
+                # a config pool shared by the group's layouts (compiles are reused); grown only when a layout
+                # has fewer than 2 valid pool configs
+                pool: list = rng.sample(enumerate_valid(sk.id, scns[-1]), args.configs)
                 for s in scns:
-                    valid = set(enumerate_valid(sk.id, s))
-                    usable = [c for c in pool if c in valid] or [rng.choice(sorted(valid))]
-                    for c in rng.sample(usable, min(2, len(usable))):
+                    vset = set(enumerate_valid(sk.id, s))
+                    usable = [c for c in pool if c in vset]
+                    while len(usable) < min(2, len(vset)):
+                        c = rng.choice(sorted(vset - set(usable)))
+                        pool.append(c)
+                        usable.append(c)
+                    for c in rng.sample(usable, 2):
                         tasks.append((s.to_json(), sk.id, c.params, rng.randrange(1 << 30)))
             for s in scns:
                 for b in BASELINES:

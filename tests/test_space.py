@@ -6,6 +6,7 @@ import pytest
 from dop_tui.models import get_model
 from dop_tui.scenario import make_scenario
 from dop_tui.space import (
+    DEFAULT_DEVICE,
     SKETCHES,
     Candidate,
     count_valid,
@@ -97,3 +98,24 @@ def test_candidate_is_plain_hashable_data():
     c = Candidate.make("shrink/tile/dot", {"BLOCK_N": 16, "BLOCK_M": 32})
     assert c == Candidate.from_json(c.to_json()) and hash(c) == hash(Candidate.make(c.sketch, c.params))
     assert str(c) == "shrink/tile/dot[BLOCK_M=32, BLOCK_N=16]"
+
+
+def test_legality_view_preserves_validity():
+    """Enumeration is cached per legality view; the view must not change which configs are valid."""
+    import itertools
+
+    from dop_tui.space.space import _valid_view, legality_view
+
+    rng = random.Random(3)
+    for _ in range(12):
+        op = rng.choice(["shrink", "expand", "fused"])
+        lens = [rng.randint(1, 40) for _ in range(rng.randint(1, 20))]
+        s = make_scenario(op, rng.choice([96, 4096]), (rng.choice([64, 4096]),), rng.choice([8, 16, 64]), "bf16", lens)
+        view = legality_view(s)
+        for sk in sketches_for(op):
+            names = [n for n, _ in sk.params]
+            combos = list(itertools.product(*(d for _, d in sk.params)))
+            for values in rng.sample(combos, min(300, len(combos))):
+                cfg = dict(zip(names, values, strict=True))
+                assert (why_invalid(sk.id, s, cfg) == []) == (why_invalid(sk.id, view, cfg) == [])
+            assert len(_valid_view(sk.id, view, DEFAULT_DEVICE)) == len(enumerate_valid(sk.id, s))

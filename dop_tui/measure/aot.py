@@ -71,27 +71,36 @@ def recording_launches() -> Iterator[list[tuple[Any, tuple, dict]]]:
         JITFunction.run = original  # type: ignore[method-assign]
 
 
-def _signature(fn: Any, args: tuple, kwargs: Mapping[str, Any]) -> tuple[dict[str, str], dict[tuple[int], Any]]:
+def _signature(
+    fn: Any, args: tuple, kwargs: Mapping[str, Any]
+) -> tuple[dict[str, str], dict[tuple[int], Any], dict[tuple[int], list]]:
+    """Signature, constexprs and specialisation attributes as the JIT derives them at launch: pointers
+    and integers divisible by 16 carry ``tt.divisibility``, and an integer equal to 1 becomes a constant."""
     bound = dict(zip(fn.arg_names, args, strict=False))
     bound.update(kwargs)
     constexpr_idx = {p.num for p in fn.params if p.is_constexpr}
     sig: dict[str, str] = {}
     const: dict[tuple[int], Any] = {}
+    attrs: dict[tuple[int], list] = {}
     for i, name in enumerate(fn.arg_names):
         v = bound[name]
-        if i in constexpr_idx:
+        if i in constexpr_idx or (isinstance(v, int) and not isinstance(v, bool) and v == 1):
             sig[name], const[(i,)] = "constexpr", v
         elif isinstance(v, torch.Tensor):
             sig[name] = PTR_TYPE[v.dtype]
+            if v.data_ptr() % 16 == 0:
+                attrs[(i,)] = [["tt.divisibility", 16]]
         elif isinstance(v, bool):
             sig[name] = "i1"
         elif isinstance(v, int):
             sig[name] = "i32" if -(2**31) <= v < 2**31 else "i64"
+            if v % 16 == 0:
+                attrs[(i,)] = [["tt.divisibility", 16]]
         elif isinstance(v, float):
             sig[name] = "fp32"
         else:
             raise TypeError(f"cannot type argument {name}={v!r} of {fn.__name__}")
-    return sig, const
+    return sig, const, attrs
 
 
 def compile_launches(recorded: list[tuple[Any, tuple, dict]]) -> list[CompiledLaunch]:
@@ -104,8 +113,9 @@ def compile_launches(recorded: list[tuple[Any, tuple, dict]]) -> list[CompiledLa
     for fn, args, kwargs in recorded:
         kw = dict(kwargs)
         opts = {k: kw.pop(k) for k in ("num_warps", "num_stages") if k in kw}
-        sig, const = _signature(fn, args, kw)
-        k = triton.compile(ASTSource(fn, sig, constexprs=const), target=GPUTarget("cuda", 90, 32), options=opts)
+        sig, const, attrs = _signature(fn, args, kw)
+        src = ASTSource(fn, sig, constexprs=const, attrs=attrs)
+        k = triton.compile(src, target=GPUTarget("cuda", 90, 32), options=opts)
         regs, local = _resource_usage(k.asm["cubin"])
         out.append(CompiledLaunch(fn.__name__, regs, local, int(k.metadata.shared), int(k.metadata.num_warps)))
     return out

@@ -9,12 +9,13 @@ from __future__ import annotations
 import itertools
 import random
 from collections.abc import Mapping
+from dataclasses import replace
 from functools import lru_cache
 
 from dop_tui.scenario import Scenario
 from dop_tui.space.candidate import Candidate
 from dop_tui.space.device import DEFAULT_DEVICE, DeviceSpec
-from dop_tui.space.sketches import SKETCH_BY_ID, SKETCHES, Sketch
+from dop_tui.space.sketches import SKETCH_BY_ID, SKETCHES, Sketch, next_pow2
 
 
 def sketches_for(op: str) -> tuple[Sketch, ...]:
@@ -49,8 +50,25 @@ def why_invalid(
     return [r for rule in sk.rules if (r := rule(scn, config, device)) is not None]
 
 
-@lru_cache(maxsize=256)
+def legality_view(scn: Scenario) -> Scenario:
+    """The smallest scenario with the same legality as ``scn``.
+
+    Rules read only the shapes, dtypes, the padded longest segment and the padded segment count (the caps
+    pad to powers of two), so every layout with the same ``next_pow2`` of both shares one enumeration.
+    ``tests/test_space.py`` checks this equivalence on random layouts.
+    """
+    segs, longest = next_pow2(scn.num_segments), next_pow2(scn.max_seg_len)
+    return replace(
+        scn, seg_lens=(longest,) + (1,) * (segs - 1), seg_adapters=(0,) * segs, num_adapters=1, workload="legality"
+    )
+
+
 def _valid(sketch_id: str, scn: Scenario, device: DeviceSpec) -> tuple[Candidate, ...]:
+    return _valid_view(sketch_id, legality_view(scn), device)
+
+
+@lru_cache(maxsize=4096)
+def _valid_view(sketch_id: str, scn: Scenario, device: DeviceSpec) -> tuple[Candidate, ...]:
     sk = get_sketch(sketch_id)
     names = [n for n, _ in sk.params]
     out = []
