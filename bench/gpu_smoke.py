@@ -1,6 +1,6 @@
 """First look on a GPU: versions, a correctness check of every kernel, and the cost of one timing.
 
-  python bench/gpu_smoke.py   # prints a table; a few minutes at most
+python bench/gpu_smoke.py   # prints a table; a few minutes at most
 """
 
 from __future__ import annotations

@@ -90,12 +90,17 @@ def _check_task(task: tuple[dict, str, dict, int]) -> dict:
     }
 
 
-def run_checks(tasks: list[tuple[dict, str, dict, int]], workers: int, log) -> list[dict]:
+def run_checks(tasks: list[tuple[dict, str, dict, int]], workers: int, log, deadline: float = 0) -> list[dict]:
+    """Run checks in a pool of GPU worker processes; stop taking results after ``deadline`` seconds."""
     ctx = mp.get_context("spawn")
     results = []
     t0 = time.time()
     with ctx.Pool(workers, initializer=_worker_init) as pool:
         for i, r in enumerate(pool.imap_unordered(_check_task, tasks, chunksize=4)):
+            if deadline and time.time() - t0 > deadline:
+                print(f"deadline reached after {i} of {len(tasks)} checks", flush=True)
+                pool.terminate()
+                break
             results.append(r)
             log.write(json.dumps(r) + "\n")
             if not r["ok"]:
@@ -103,6 +108,13 @@ def run_checks(tasks: list[tuple[dict, str, dict, int]], workers: int, log) -> l
             if (i + 1) % 500 == 0:
                 print(f"  checked {i + 1}/{len(tasks)} in {time.time() - t0:.0f}s", flush=True)
     return results
+
+
+def _device_name() -> str:
+    import torch
+    import triton
+
+    return f"{torch.cuda.get_device_name()} (torch {torch.__version__}, triton {triton.__version__})"
 
 
 # -- check phase -------------------------------------------------------------------------------------
@@ -136,13 +148,19 @@ def phase_check(args: argparse.Namespace) -> None:
                 for b in BASELINES:
                     if b.op == op:
                         tasks.append((s.to_json(), b.id, {}, rng.randrange(1 << 30)))
+    rng.shuffle(tasks)  # a run cut short by the deadline still covers every group evenly
     print(f"{len(tasks)} checks", flush=True)
     with open(out / "gpu_check.jsonl", "w") as log:
-        results = run_checks(tasks, args.workers, log)
+        results = run_checks(tasks, args.workers, log, args.deadline)
     by_kernel: dict[str, list[dict]] = {}
     for r in results:
         by_kernel.setdefault(r["kernel"], []).append(r)
-    lines = ["| kernel | checks | scenarios | worst rel. error | failures |", "|---|---|---|---|---|"]
+    lines = [
+        f"{len(results)} of {len(tasks)} planned checks ran on {_device_name()}",
+        "",
+        "| kernel | checks | scenarios | worst rel. error | failures |",
+        "|---|---|---|---|---|",
+    ]
     for kid in sorted(by_kernel):
         rs = by_kernel[kid]
         worst = max(r["rel_error"] for r in rs)
@@ -297,7 +315,7 @@ def main() -> None:
     p.add_argument("--ops", nargs="+", default=["shrink", "expand", "fused"])
     p.add_argument("--ranks", nargs="+", type=int, default=[16, 64])
     p.add_argument("--batches", nargs="+", type=int, default=[1, 8, 16, 32, 64])
-    p.add_argument("--deadline", type=float, default=0, help="stop timing after this many seconds (0: none)")
+    p.add_argument("--deadline", type=float, default=0, help="stop checking/timing after this many seconds")
     args = p.parse_args()
     Path(args.out).mkdir(parents=True, exist_ok=True)
     {"check": phase_check, "time": phase_time}[args.phase](args)

@@ -127,6 +127,18 @@ def fma_registers(*dims: Dim) -> Rule:
     return rule
 
 
+def fused_tile_registers(s: Scenario, c: Mapping[str, int], d: DeviceSpec) -> str | None:
+    """The fused tile keeps the rank-r intermediate and one output tile in registers (fp32).
+
+    AOT compiles for sm_90 showed spills once ``BLOCK_M * (BLOCK_N + BLOCK_R) / (32 * num_warps)`` passes
+    about 64 values per thread.
+    """
+    per_thread = c["BLOCK_M"] * (c["BLOCK_N"] + _rank_block(s)) // (32 * c["num_warps"])
+    if per_thread > 64:
+        return f"intermediate and output tiles need {per_thread} fp32 registers per thread (> 64): spills"
+    return None
+
+
 def at_least(param: str, minimum: Callable[[Scenario], int], why: str) -> Rule:
     def rule(s: Scenario, c: Mapping[str, int], d: DeviceSpec) -> str | None:
         if c[param] < minimum(s):
@@ -314,6 +326,8 @@ SKETCHES: tuple[Sketch, ...] = (
                 else None
             ),
             dot_smem("BLOCK_M", _rank_block, "BLOCK_K"),
+            dot_smem("BLOCK_M", "BLOCK_N", _rank_block),
+            fused_tile_registers,
         ),
     ),
     Sketch(
