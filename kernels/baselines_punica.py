@@ -56,8 +56,8 @@ from collections.abc import Callable, Mapping
 import torch
 import triton
 import triton.language as tl
-from dop_tui.kernels._common import cdiv, dot_cast_fp32
 
+from dop_tui.kernels._common import cdiv, dot_cast_fp32
 from dop_tui.operands import Operands
 from dop_tui.space.device import DEFAULT_DEVICE
 

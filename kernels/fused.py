@@ -34,8 +34,8 @@ from collections.abc import Callable, Mapping
 import torch
 import triton
 import triton.language as tl
-from dop_tui.kernels._common import cdiv, dot_cast_fp32, launch_opts
 
+from dop_tui.kernels._common import cdiv, dot_cast_fp32, launch_opts
 from dop_tui.operands import Operands
 
 

@@ -6,12 +6,17 @@ Three structures:
 - ``bind_tile_dot``: one program per (segment, row tile, rank tile), ``tl.dot`` over the whole of K.
 - ``bind_splitk_dot``: as tile, with K split over SPLIT_K programs that reduce with fp32 atomics; the
   output is zeroed by a separate launch first when the op overwrites.
-- ``bind_gemv``: no tensor cores; one program per (segment, rank tile, K split) walks its segment's
-  tokens BLOCK_T at a time with a broadcast multiply and a sum over K, so one-token segments (decode,
-  Distinct) waste no MMA rows.
+- ``bind_gemv``: no tensor cores; grid (segments, rank tiles x SPLIT_K). A program walks its segment's
+  tokens BLOCK_T at a time; for each token group it loops over its K pieces (every SPLIT_K-th BLOCK_K
+  chunk), loads ``x[BLOCK_T, BLOCK_K]`` and ``A[BLOCK_N, BLOCK_K]`` and adds the fp32 broadcast product
+  summed over K into ``acc[BLOCK_T, BLOCK_N]``; SPLIT_K > 1 reduces with fp32 atomics like split-K.
+  One-token segments (decode, Distinct) waste no MMA rows and read their adapter's A tile once;
+  BLOCK_T = 1 drops the token mask.
 
 Tested in the Triton interpreter (fp32, fp16, bf16 with the fp32 cast of ``_common``) on one-token to
-multi-hundred-token segments, ranks 8..128 and K not a multiple of any block; compiled ahead of time for sm_90.
+multi-hundred-token segments, ranks 8..128 and K not a multiple of any block; the gemv sketch on random
+valid configs of Distinct, Uniform, Skewed, Identical and long-segment layouts, P = 1..3, accumulate and
+overwrite, scale != 1, fp32 and input-dtype ``v``. Compiled ahead of time for sm_90.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ def _shrink_tile_kernel(
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, SPLIT_K: tl.constexpr,
     EVEN_K: tl.constexpr, ACCUMULATE: tl.constexpr, ATOMIC: tl.constexpr, CAST_FP32: tl.constexpr,
     EVICT_W: tl.constexpr,
-):
+):  # fmt: skip
     seg = tl.program_id(0)
     pid_m = tl.program_id(1)
     pid_nk = tl.program_id(2)
@@ -84,22 +89,41 @@ def _shrink_tile_kernel(
         tl.store(v_ptrs, acc.to(v_ptr.dtype.element_ty), mask=o_mask)
 
 
+def _args(ops: Operands) -> tuple:
+    """Arguments of the shrink kernels in their shared order: pointers, dimensions, strides, scale."""
+    x, a, v = ops.x, ops.a, ops.v
+    pointers = (x, a, v, ops.seg_indptr, ops.weight_indices)
+    strides = (x.stride(0), a.stride(0), a.stride(1), v.stride(0))
+    return (*pointers, ops.scenario.h_in, ops.scenario.total_rank, *strides, float(ops.scenario.scale))
+
+
+def _atomic(ops: Operands, split_k: int) -> bool:
+    """Whether the K splits reduce with fp32 atomics (SPLIT_K > 1); that needs an fp32 intermediate."""
+    if split_k > 1 and ops.v.dtype.itemsize != 4:
+        raise ValueError("split-K shrink reduces with fp32 atomics: the intermediate v must be fp32")
+    return split_k > 1
+
+
 def _bind_dot(ops: Operands, config: Mapping[str, int], split_k: int) -> Callable[[], None]:
     s = ops.scenario
     bm, bn, bk = int(config["BLOCK_M"]), int(config["BLOCK_N"]), int(config["BLOCK_K"])
     K, N = s.h_in, s.total_rank
-    atomic = split_k > 1
-    if atomic and ops.v.dtype.itemsize != 4:
-        raise ValueError("split-K shrink reduces with fp32 atomics: the intermediate v must be fp32")
+    atomic = _atomic(ops, split_k)
     grid = (s.num_segments, cdiv(s.max_seg_len, bm), cdiv(N, bn) * split_k)
-    x, a, v = ops.x, ops.a, ops.v
+    x, v = ops.x, ops.v
     zero_first = atomic and not s.accumulate
-    args = (x, a, v, ops.seg_indptr, ops.weight_indices, K, N, x.stride(0), a.stride(0), a.stride(1), v.stride(0),
-            float(s.scale))
+    args = _args(ops)
     meta = dict(
-        BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, SPLIT_K=split_k, EVEN_K=K % (bk * split_k) == 0,
-        ACCUMULATE=s.accumulate, ATOMIC=atomic, CAST_FP32=dot_cast_fp32(x),
-        EVICT_W=EVICTION[int(config["WEIGHT_HINT"])], **launch_opts(config),
+        BLOCK_M=bm,
+        BLOCK_N=bn,
+        BLOCK_K=bk,
+        SPLIT_K=split_k,
+        EVEN_K=K % (bk * split_k) == 0,
+        ACCUMULATE=s.accumulate,
+        ATOMIC=atomic,
+        CAST_FP32=dot_cast_fp32(x),
+        EVICT_W=EVICTION[int(config["WEIGHT_HINT"])],
+        **launch_opts(config),
     )
 
     def run() -> None:
@@ -118,3 +142,96 @@ def bind_tile_dot(ops: Operands, config: Mapping[str, int]) -> Callable[[], None
 def bind_splitk_dot(ops: Operands, config: Mapping[str, int]) -> Callable[[], None]:
     """shrink/splitk/dot: grid (segments, row tiles, rank tiles x SPLIT_K); fp32 atomic reduction."""
     return _bind_dot(ops, config, int(config["SPLIT_K"]))
+
+
+@triton.jit
+def _shrink_gemv_kernel(
+    # pointers
+    x_ptr, a_ptr, v_ptr, seg_indptr_ptr, weight_idx_ptr,
+    # dimensions
+    K, N,
+    # strides (innermost strides are 1: operands are contiguous)
+    stride_xt, stride_al, stride_an, stride_vt,
+    # scalars
+    scale,
+    # meta-parameters
+    BLOCK_T: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, SPLIT_K: tl.constexpr,
+    EVEN_K: tl.constexpr, EVEN_N: tl.constexpr, ACCUMULATE: tl.constexpr, ATOMIC: tl.constexpr,
+    EVICT_W: tl.constexpr,
+):  # fmt: skip
+    seg = tl.program_id(0)
+    pid_nk = tl.program_id(1)
+    pid_n = pid_nk // SPLIT_K
+    pid_k = pid_nk % SPLIT_K
+    start = tl.load(seg_indptr_ptr + seg)
+    end = tl.load(seg_indptr_ptr + seg + 1)
+    w = tl.load(weight_idx_ptr + seg).to(tl.int64)
+    rt = tl.arange(0, BLOCK_T)
+    rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    rk = pid_k * BLOCK_K + tl.arange(0, BLOCK_K)
+    n_mask = rn < N
+    a_start = a_ptr + w * stride_al + rn[:, None] * stride_an + rk[None, :]  # [BLOCK_N, BLOCK_K]
+    for t0 in range(start, end, BLOCK_T):
+        rows = t0 + rt
+        t_mask = rows < end
+        x_ptrs = x_ptr + rows[:, None].to(tl.int64) * stride_xt + rk[None, :]  # [BLOCK_T, BLOCK_K]
+        a_ptrs = a_start
+        acc = tl.zeros((BLOCK_T, BLOCK_N), dtype=tl.float32)
+        for k0 in range(pid_k * BLOCK_K, K, BLOCK_K * SPLIT_K):
+            if EVEN_K:
+                # with BLOCK_T == 1 the loop bound keeps the one token inside its segment: no mask
+                xt = tl.load(x_ptrs) if BLOCK_T == 1 else tl.load(x_ptrs, mask=t_mask[:, None], other=0.0)
+                if EVEN_N:
+                    at = tl.load(a_ptrs, eviction_policy=EVICT_W)
+                else:
+                    at = tl.load(a_ptrs, mask=n_mask[:, None], other=0.0, eviction_policy=EVICT_W)
+            else:
+                k_mask = rk < K - (k0 - pid_k * BLOCK_K)
+                xt = tl.load(x_ptrs, mask=t_mask[:, None] & k_mask[None, :], other=0.0)
+                a_mask = n_mask[:, None] & k_mask[None, :]
+                at = tl.load(a_ptrs, mask=a_mask, other=0.0, eviction_policy=EVICT_W)
+            # fp32 broadcast product [BLOCK_T, BLOCK_N, BLOCK_K], reduced over K
+            acc += tl.sum(xt.to(tl.float32)[:, None, :] * at.to(tl.float32)[None, :, :], axis=2)
+            x_ptrs += BLOCK_K * SPLIT_K
+            a_ptrs += BLOCK_K * SPLIT_K
+        acc = acc * scale
+        v_ptrs = v_ptr + rows[:, None].to(tl.int64) * stride_vt + rn[None, :]
+        o_mask = t_mask[:, None] & n_mask[None, :]
+        if ATOMIC:
+            tl.atomic_add(v_ptrs, acc, mask=o_mask)
+        else:
+            if ACCUMULATE:
+                acc += tl.load(v_ptrs, mask=o_mask, other=0.0).to(tl.float32)
+            tl.store(v_ptrs, acc.to(v_ptr.dtype.element_ty), mask=o_mask)
+
+
+def bind_gemv(ops: Operands, config: Mapping[str, int]) -> Callable[[], None]:
+    """shrink/gemv/fma: grid (segments, rank tiles x SPLIT_K); broadcast-multiply and sum over K, no MMA."""
+    s = ops.scenario
+    bt, bn, bk = int(config["BLOCK_T"]), int(config["BLOCK_N"]), int(config["BLOCK_K"])
+    split_k = int(config["SPLIT_K"])
+    K, N = s.h_in, s.total_rank
+    atomic = _atomic(ops, split_k)
+    grid = (s.num_segments, cdiv(N, bn) * split_k)
+    v = ops.v
+    zero_first = atomic and not s.accumulate
+    args = _args(ops)
+    meta = dict(
+        BLOCK_T=bt,
+        BLOCK_N=bn,
+        BLOCK_K=bk,
+        SPLIT_K=split_k,
+        EVEN_K=K % bk == 0,
+        EVEN_N=N % bn == 0,
+        ACCUMULATE=s.accumulate,
+        ATOMIC=atomic,
+        EVICT_W=EVICTION[int(config["WEIGHT_HINT"])],
+        **launch_opts(config),
+    )
+
+    def run() -> None:
+        if zero_first:
+            v.zero_()
+        _shrink_gemv_kernel[grid](*args, **meta)
+
+    return run

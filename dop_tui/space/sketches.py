@@ -127,6 +127,18 @@ def fma_registers(*dims: Dim) -> Rule:
     return rule
 
 
+def accumulator_registers(bm: str, bn: str) -> Rule:
+    """A tl.dot tile's fp32 accumulator lives in registers: AOT compiles for sm_90 spill past ~64 per thread."""
+
+    def rule(s: Scenario, c: Mapping[str, int], d: DeviceSpec) -> str | None:
+        per_thread = c[bm] * c[bn] // (32 * c["num_warps"])
+        if per_thread > 64:
+            return f"{bm}x{bn} accumulator is {per_thread} fp32 registers per thread (> 64): spills"
+        return None
+
+    return rule
+
+
 def fused_tile_registers(s: Scenario, c: Mapping[str, int], d: DeviceSpec) -> str | None:
     """The fused tile keeps the rank-r intermediate and one output tile in registers (fp32).
 
@@ -185,6 +197,7 @@ SKETCHES: tuple[Sketch, ...] = (
             cap("BLOCK_N", _n_dim, DOT_MIN),
             cap("BLOCK_K", _k_dim, 32),
             dot_smem("BLOCK_M", "BLOCK_N", "BLOCK_K"),
+            accumulator_registers("BLOCK_M", "BLOCK_N"),
         ),
     ),
     Sketch(
@@ -209,6 +222,7 @@ SKETCHES: tuple[Sketch, ...] = (
             atomics_need_fp32("SPLIT_K"),
             split_has_work("SPLIT_K", "BLOCK_K"),
             dot_smem("BLOCK_M", "BLOCK_N", "BLOCK_K"),
+            accumulator_registers("BLOCK_M", "BLOCK_N"),
         ),
     ),
     Sketch(
@@ -255,6 +269,7 @@ SKETCHES: tuple[Sketch, ...] = (
             cap("BLOCK_N", _n_dim, 32),
             cap("BLOCK_K", _k_dim, DOT_MIN),
             dot_smem("BLOCK_M", "BLOCK_N", "BLOCK_K"),
+            accumulator_registers("BLOCK_M", "BLOCK_N"),
         ),
     ),
     Sketch(

@@ -1,0 +1,349 @@
+"""SGMV expand sketches: ``y[seg, o_p:o_p+h_p] (+)= scale * v[seg, p*r:(p+1)*r] @ B[w, o_p:o_p+h_p]^T``.
+
+``v[T, P*r]`` (fp32 or the input dtype), ``B[L, sum h_p, r]``, ``y[T, sum h_p]``; projection ``p`` owns the
+rank columns ``p*r:(p+1)*r`` of ``v`` and the rows/columns ``o_p:o_p+h_p`` of ``B``/``y`` (``o`` is
+``proj_offsets``, prefix sums of ``h_outs``; projections may differ in width). Products accumulate in
+fp32; ``scale`` multiplies the product; ``y`` is read and added to only when the op accumulates.
+Three structures, every program returning at once when its column tile lies past its projection's width:
+
+- ``bind_tile_dot``: one program per (segment, row tile, column tile, projection); ``tl.dot`` over the
+  rank in BLOCK_K pieces (masked when BLOCK_K does not divide r, BLOCK_K >= 16 even for r = 8). A fp32
+  ``v`` is cast to B's 16-bit dtype for the tensor cores; fp32 operands run as tf32.
+- ``bind_gemv``: one program per (segment, column tile, projection) loads its B tile
+  ``[BLOCK_N, next_pow2(r)]`` once and applies it to the segment's tokens BLOCK_T at a time with a
+  broadcast multiply and a sum over the rank in fp32; no tensor cores.
+- ``bind_walk``: fewer, fuller programs; grid (cdiv(S, SEGS_PER_PROG), column tiles, P). A program walks
+  SEGS_PER_PROG consecutive segments (the last program clips the count to S) and, for each, loads the
+  segment's B tile once and walks its rows: BLOCK_M rows per ``tl.dot`` (USE_DOT=1, rank padded to
+  max(16, next_pow2(r))) or one token at a time with an fp32 FMA reduction over the rank (USE_DOT=0,
+  rank padded to next_pow2(r); BLOCK_M is then unused).
+
+Tested in the Triton interpreter against ``reference_loop`` (fp32, fp16, bf16, the last with the fp32 dot
+cast of ``_common``): random valid configs of every sketch on Distinct, Uniform, Skewed, Identical and
+long-segment layouts, ranks 8..128, one to three projections of unequal widths (e.g. 48+80+80, 200+64+120)
+none a multiple of every block, accumulate and overwrite, scale != 1, fp32 and input-dtype ``v``;
+compiled ahead of time for sm_90 (several configs per sketch, 16- and 32-bit operands).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import triton
+import triton.language as tl
+
+from dop_tui.kernels._common import EVICTION, cdiv, dot_cast_fp32, launch_opts
+from dop_tui.operands import Operands
+
+DOT_MIN = 16  # tl.dot needs at least 16 along each dimension
+
+
+@triton.jit
+def _write_out(y_ptrs, acc, mask, scale, ACCUMULATE: tl.constexpr):
+    """``y (+)= scale * acc`` under ``mask``, adding in fp32 and storing in y's dtype."""
+    acc = acc * scale
+    if ACCUMULATE:
+        acc += tl.load(y_ptrs, mask=mask, other=0.0).to(tl.float32)
+    tl.store(y_ptrs, acc.to(y_ptrs.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def _projection(proj_offsets_ptr, p, ALIGN: tl.constexpr):
+    """Column offset and width of projection ``p``, hinted as multiples of ALIGN (checked on the host) so
+    that y's loads and stores and the column masks vectorise."""
+    off = tl.load(proj_offsets_ptr + p)
+    width = tl.load(proj_offsets_ptr + p + 1) - off
+    return tl.multiple_of(off, ALIGN), tl.multiple_of(width, ALIGN)
+
+
+@triton.jit
+def _dot_operands(vt, bt, CAST_FP32: tl.constexpr):
+    """Bring a v tile and a B tile to one dtype for ``tl.dot``: B's, or fp32 in the bf16 interpreter."""
+    if CAST_FP32:
+        return vt.to(tl.float32), bt.to(tl.float32)
+    return vt.to(bt.dtype), bt
+
+
+@triton.jit
+def _expand_tile_kernel(
+    # pointers
+    v_ptr, b_ptr, y_ptr, seg_indptr_ptr, weight_idx_ptr, proj_offsets_ptr,
+    # strides (operands are contiguous: v's row stride is NUM_PROJ * RANK, B's row stride is RANK)
+    stride_bl, stride_yt,
+    # scalars
+    scale,
+    # meta-parameters (rank and projection count are constexpr: v and B offsets then vectorise)
+    RANK: tl.constexpr, NUM_PROJ: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    EVEN_K: tl.constexpr, EVEN_N: tl.constexpr, ACCUMULATE: tl.constexpr, CAST_FP32: tl.constexpr,
+    EVICT_W: tl.constexpr, ALIGN: tl.constexpr,
+):  # fmt: skip
+    seg = tl.program_id(0)
+    pid_m = tl.program_id(1)
+    pid_np = tl.program_id(2)
+    pid_n = pid_np // NUM_PROJ
+    p = pid_np % NUM_PROJ
+    start = tl.load(seg_indptr_ptr + seg)
+    end = tl.load(seg_indptr_ptr + seg + 1)
+    row0 = start + pid_m * BLOCK_M
+    if row0 >= end:
+        return
+    off, width = _projection(proj_offsets_ptr, p, ALIGN)
+    col0 = pid_n * BLOCK_N
+    if col0 >= width:
+        return
+    w = tl.load(weight_idx_ptr + seg).to(tl.int64)
+    rm = row0 + tl.arange(0, BLOCK_M)
+    rn = col0 + tl.arange(0, BLOCK_N)
+    rk = tl.arange(0, BLOCK_K)
+    m_mask = rm < end
+    n_mask = (rn < width) | EVEN_N
+    v_cols = p * RANK + rk  # this projection's rank columns of v
+    v_ptrs = v_ptr + rm[:, None].to(tl.int64) * (NUM_PROJ * RANK) + v_cols[None, :]  # [BLOCK_M, BLOCK_K]
+    b_ptrs = b_ptr + w * stride_bl + (off + rn)[None, :] * RANK + rk[:, None]  # [BLOCK_K, BLOCK_N]
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for k0 in range(0, RANK, BLOCK_K):
+        if EVEN_K:
+            vt = tl.load(v_ptrs, mask=m_mask[:, None], other=0.0)
+            if EVEN_N:
+                bt = tl.load(b_ptrs, eviction_policy=EVICT_W)
+            else:
+                bt = tl.load(b_ptrs, mask=n_mask[None, :], other=0.0, eviction_policy=EVICT_W)
+        else:
+            k_mask = rk < RANK - k0
+            vt = tl.load(v_ptrs, mask=m_mask[:, None] & k_mask[None, :], other=0.0)
+            bt = tl.load(b_ptrs, mask=n_mask[None, :] & k_mask[:, None], other=0.0, eviction_policy=EVICT_W)
+        vt, bt = _dot_operands(vt, bt, CAST_FP32)
+        acc += tl.dot(vt, bt)
+        v_ptrs += BLOCK_K
+        b_ptrs += BLOCK_K
+    y_ptrs = y_ptr + rm[:, None].to(tl.int64) * stride_yt + (off + rn)[None, :]
+    _write_out(y_ptrs, acc, m_mask[:, None] & n_mask[None, :], scale, ACCUMULATE)
+
+
+@triton.jit
+def _expand_gemv_kernel(
+    # pointers
+    v_ptr, b_ptr, y_ptr, seg_indptr_ptr, weight_idx_ptr, proj_offsets_ptr,
+    # strides (operands are contiguous: v's row stride is NUM_PROJ * RANK, B's row stride is RANK)
+    stride_bl, stride_yt,
+    # scalars
+    scale,
+    # meta-parameters
+    RANK: tl.constexpr, NUM_PROJ: tl.constexpr,
+    BLOCK_T: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr,
+    EVEN_R: tl.constexpr, EVEN_N: tl.constexpr, ACCUMULATE: tl.constexpr, EVICT_W: tl.constexpr,
+    ALIGN: tl.constexpr,
+):  # fmt: skip
+    seg = tl.program_id(0)
+    pid_np = tl.program_id(1)
+    pid_n = pid_np // NUM_PROJ
+    p = pid_np % NUM_PROJ
+    off, width = _projection(proj_offsets_ptr, p, ALIGN)
+    col0 = pid_n * BLOCK_N
+    if col0 >= width:
+        return
+    start = tl.load(seg_indptr_ptr + seg)
+    end = tl.load(seg_indptr_ptr + seg + 1)
+    w = tl.load(weight_idx_ptr + seg).to(tl.int64)
+    rn = col0 + tl.arange(0, BLOCK_N)
+    rk = tl.arange(0, BLOCK_R)
+    rt = tl.arange(0, BLOCK_T)
+    n_mask = (rn < width) | EVEN_N
+    k_mask = (rk < RANK) | EVEN_R
+    b_ptrs = b_ptr + w * stride_bl + (off + rn)[:, None] * RANK + rk[None, :]  # [BLOCK_N, BLOCK_R]
+    if EVEN_R and EVEN_N:
+        b = tl.load(b_ptrs, eviction_policy=EVICT_W)
+    else:
+        b = tl.load(b_ptrs, mask=n_mask[:, None] & k_mask[None, :], other=0.0, eviction_policy=EVICT_W)
+    b = b.to(tl.float32)
+    v_cols = p * RANK + rk
+    for t0 in range(start, end, BLOCK_T):
+        rows = t0 + rt
+        t_mask = rows < end
+        v_ptrs = v_ptr + rows[:, None].to(tl.int64) * (NUM_PROJ * RANK) + v_cols[None, :]  # [BLOCK_T, BLOCK_R]
+        if BLOCK_T == 1 and EVEN_R:  # the loop bound keeps the one token inside its segment
+            vt = tl.load(v_ptrs)
+        else:
+            vt = tl.load(v_ptrs, mask=t_mask[:, None] & k_mask[None, :], other=0.0)
+        acc = tl.sum(vt.to(tl.float32)[:, None, :] * b[None, :, :], axis=2)  # [BLOCK_T, BLOCK_N]
+        y_ptrs = y_ptr + rows[:, None].to(tl.int64) * stride_yt + (off + rn)[None, :]
+        _write_out(y_ptrs, acc, t_mask[:, None] & n_mask[None, :], scale, ACCUMULATE)
+
+
+@triton.jit
+def _expand_walk_kernel(
+    # pointers
+    v_ptr, b_ptr, y_ptr, seg_indptr_ptr, weight_idx_ptr, proj_offsets_ptr,
+    # dimensions
+    S,
+    # strides (operands are contiguous: v's row stride is NUM_PROJ * RANK, B's row stride is RANK)
+    stride_bl, stride_yt,
+    # scalars
+    scale,
+    # meta-parameters
+    RANK: tl.constexpr, NUM_PROJ: tl.constexpr,
+    SEGS_PER_PROG: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr,
+    USE_DOT: tl.constexpr, EVEN_R: tl.constexpr, EVEN_N: tl.constexpr, ACCUMULATE: tl.constexpr,
+    CAST_FP32: tl.constexpr, EVICT_W: tl.constexpr, ALIGN: tl.constexpr,
+):  # fmt: skip
+    pid_s = tl.program_id(0)
+    pid_n = tl.program_id(1)
+    p = tl.program_id(2)
+    off, width = _projection(proj_offsets_ptr, p, ALIGN)
+    col0 = pid_n * BLOCK_N
+    if col0 >= width:
+        return
+    rn = col0 + tl.arange(0, BLOCK_N)
+    rk = tl.arange(0, BLOCK_R)
+    n_mask = (rn < width) | EVEN_N
+    k_mask = (rk < RANK) | EVEN_R
+    v_cols = p * RANK + rk
+    seg_first = pid_s * SEGS_PER_PROG
+    seg_stop = tl.minimum(seg_first + SEGS_PER_PROG, S)
+    for seg in range(seg_first, seg_stop):
+        start = tl.load(seg_indptr_ptr + seg)
+        end = tl.load(seg_indptr_ptr + seg + 1)
+        w = tl.load(weight_idx_ptr + seg).to(tl.int64)
+        b_seg = b_ptr + w * stride_bl
+        if USE_DOT:
+            # B^T tile [BLOCK_R, BLOCK_N], once per segment; BLOCK_M rows of v per tl.dot
+            b_ptrs = b_seg + (off + rn)[None, :] * RANK + rk[:, None]
+            if EVEN_R and EVEN_N:
+                b = tl.load(b_ptrs, eviction_policy=EVICT_W)
+            else:
+                b_mask = k_mask[:, None] & n_mask[None, :]
+                b = tl.load(b_ptrs, mask=b_mask, other=0.0, eviction_policy=EVICT_W)
+            rm = tl.arange(0, BLOCK_M)
+            for m0 in range(start, end, BLOCK_M):
+                rows = m0 + rm
+                m_mask = rows < end
+                v_ptrs = v_ptr + rows[:, None].to(tl.int64) * (NUM_PROJ * RANK) + v_cols[None, :]
+                vt = tl.load(v_ptrs, mask=m_mask[:, None] & k_mask[None, :], other=0.0)
+                vt, bt = _dot_operands(vt, b, CAST_FP32)
+                acc = tl.dot(vt, bt)
+                y_ptrs = y_ptr + rows[:, None].to(tl.int64) * stride_yt + (off + rn)[None, :]
+                _write_out(y_ptrs, acc, m_mask[:, None] & n_mask[None, :], scale, ACCUMULATE)
+        else:
+            # B tile [BLOCK_N, BLOCK_R] in fp32, once per segment; one token per step
+            b_ptrs = b_seg + (off + rn)[:, None] * RANK + rk[None, :]
+            if EVEN_R and EVEN_N:
+                b = tl.load(b_ptrs, eviction_policy=EVICT_W)
+            else:
+                b_mask = n_mask[:, None] & k_mask[None, :]
+                b = tl.load(b_ptrs, mask=b_mask, other=0.0, eviction_policy=EVICT_W)
+            b = b.to(tl.float32)
+            v_ptrs = v_ptr + start.to(tl.int64) * (NUM_PROJ * RANK) + v_cols  # [BLOCK_R]
+            y_ptrs = y_ptr + start.to(tl.int64) * stride_yt + off + rn  # [BLOCK_N]
+            for _ in range(start, end):
+                vt = tl.load(v_ptrs) if EVEN_R else tl.load(v_ptrs, mask=k_mask, other=0.0)
+                acc = tl.sum(b * vt.to(tl.float32)[None, :], axis=1)  # [BLOCK_N]
+                _write_out(y_ptrs, acc, n_mask, scale, ACCUMULATE)
+                v_ptrs += NUM_PROJ * RANK
+                y_ptrs += stride_yt
+
+
+def _args(ops: Operands, *dims: int) -> tuple:
+    """Kernel arguments in the shared order: pointers, the given dimensions, strides, scale."""
+    pointers = (ops.v, ops.b, ops.y, ops.seg_indptr, ops.weight_indices, ops.proj_offsets)
+    return (*pointers, *dims, ops.b.stride(0), ops.y.stride(0), float(ops.scenario.scale))
+
+
+def _even_n(ops: Operands, bn: int) -> bool:
+    """Whether BLOCK_N divides every projection's width (no column masks needed)."""
+    return all(h % bn == 0 for h in ops.scenario.h_outs)
+
+
+def _align(ops: Operands) -> int:
+    """Largest power of two up to 16 dividing every projection width (hence every column offset)."""
+    a = 16
+    while any(h % a for h in ops.scenario.h_outs):
+        a //= 2
+    return a
+
+
+def bind_tile_dot(ops: Operands, config: Mapping[str, int]) -> Callable[[], None]:
+    """expand/tile/dot: grid (segments, row tiles of the longest segment, column tiles x projections)."""
+    s = ops.scenario
+    bm, bn, bk = int(config["BLOCK_M"]), int(config["BLOCK_N"]), int(config["BLOCK_K"])
+    grid = (s.num_segments, cdiv(s.max_seg_len, bm), cdiv(max(s.h_outs), bn) * s.num_proj)
+    args = _args(ops)
+    meta = dict(
+        RANK=s.rank,
+        NUM_PROJ=s.num_proj,
+        BLOCK_M=bm,
+        BLOCK_N=bn,
+        BLOCK_K=bk,
+        EVEN_K=s.rank % bk == 0,
+        EVEN_N=_even_n(ops, bn),
+        ACCUMULATE=s.accumulate,
+        CAST_FP32=dot_cast_fp32(ops.b),
+        EVICT_W=EVICTION[int(config["WEIGHT_HINT"])],
+        ALIGN=_align(ops),
+        **launch_opts(config),
+    )
+
+    def run() -> None:
+        _expand_tile_kernel[grid](*args, **meta)
+
+    return run
+
+
+def bind_gemv(ops: Operands, config: Mapping[str, int]) -> Callable[[], None]:
+    """expand/gemv/fma: grid (segments, column tiles x projections); B tile loaded once per program."""
+    s = ops.scenario
+    bt, bn = int(config["BLOCK_T"]), int(config["BLOCK_N"])
+    br = triton.next_power_of_2(s.rank)
+    grid = (s.num_segments, cdiv(max(s.h_outs), bn) * s.num_proj)
+    args = _args(ops)
+    meta = dict(
+        RANK=s.rank,
+        NUM_PROJ=s.num_proj,
+        BLOCK_T=bt,
+        BLOCK_N=bn,
+        BLOCK_R=br,
+        EVEN_R=br == s.rank,
+        EVEN_N=_even_n(ops, bn),
+        ACCUMULATE=s.accumulate,
+        EVICT_W=EVICTION[int(config["WEIGHT_HINT"])],
+        ALIGN=_align(ops),
+        **launch_opts(config),
+    )
+
+    def run() -> None:
+        _expand_gemv_kernel[grid](*args, **meta)
+
+    return run
+
+
+def bind_walk(ops: Operands, config: Mapping[str, int]) -> Callable[[], None]:
+    """expand/walk/segments: grid (segment groups, column tiles, projections); tl.dot or FMA per USE_DOT."""
+    s = ops.scenario
+    spp, bm, bn = int(config["SEGS_PER_PROG"]), int(config["BLOCK_M"]), int(config["BLOCK_N"])
+    use_dot = bool(config["USE_DOT"])
+    br = triton.next_power_of_2(s.rank)
+    if use_dot:
+        br = max(DOT_MIN, br)
+    grid = (cdiv(s.num_segments, spp), cdiv(max(s.h_outs), bn), s.num_proj)
+    args = _args(ops, s.num_segments)
+    meta = dict(
+        RANK=s.rank,
+        NUM_PROJ=s.num_proj,
+        SEGS_PER_PROG=spp,
+        BLOCK_M=bm,
+        BLOCK_N=bn,
+        BLOCK_R=br,
+        USE_DOT=use_dot,
+        EVEN_R=br == s.rank,
+        EVEN_N=_even_n(ops, bn),
+        ACCUMULATE=s.accumulate,
+        CAST_FP32=dot_cast_fp32(ops.b),
+        EVICT_W=EVICTION[int(config["WEIGHT_HINT"])],
+        ALIGN=_align(ops),
+        **launch_opts(config),
+    )
+
+    def run() -> None:
+        _expand_walk_kernel[grid](*args, **meta)
+
+    return run
