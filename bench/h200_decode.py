@@ -90,6 +90,29 @@ def _check_task(task: tuple[dict, str, dict, int]) -> dict:
     }
 
 
+_WARM_OPS: dict = {}
+
+
+def _warm_task(task: tuple[dict, str, dict]) -> tuple[str, str, str | None]:
+    """Compile (and launch once) a kernel config in a worker; Triton's disk cache shares the binary."""
+    import torch
+
+    from dop_tui.measure.launch import bind
+    from dop_tui.operands import make_operands
+
+    scn_json, kid, cfg = task
+    key = json.dumps(scn_json, sort_keys=True)
+    if key not in _WARM_OPS:
+        _WARM_OPS.clear()
+        _WARM_OPS[key] = make_operands(Scenario.from_json(scn_json), "cuda")
+    try:
+        bind(kid, _WARM_OPS[key], cfg)()
+        torch.cuda.synchronize()
+        return kid, json.dumps(cfg, sort_keys=True), None
+    except Exception as exc:
+        return kid, json.dumps(cfg, sort_keys=True), f"{type(exc).__name__}: {exc}"
+
+
 def run_checks(tasks: list[tuple[dict, str, dict, int]], workers: int, log, deadline: float = 0) -> list[dict]:
     """Run checks in a pool of GPU worker processes; stop taking results after ``deadline`` seconds."""
     ctx = mp.get_context("spawn")
@@ -175,9 +198,11 @@ def phase_check(args: argparse.Namespace) -> None:
 def phase_time(args: argparse.Namespace) -> None:
     import torch
 
+    from dop_tui.measure.launch import bind
     from dop_tui.measure.roofline import roofline
     from dop_tui.measure.timing import make_pool, rotation_copies, time_do_bench, time_graph
-    from dop_tui.operands import make_operands
+    from dop_tui.operands import clone_operands, make_operands
+    from dop_tui.reference import TOLERANCE, reference_loop, relative_error
     from dop_tui.space import DEFAULT_DEVICE
 
     out = Path(args.out)
@@ -205,15 +230,15 @@ def phase_time(args: argparse.Namespace) -> None:
                         tasks.append((s.to_json(), sk.id, c.params, rng.randrange(1 << 30)))
                     cand_lists[i] += [(sk.id, c.params) for c in mine + extra]
             plan += list(zip(scns, cand_lists, strict=True))
-    print(
-        f"{len(plan)} scenarios, {sum(len(c) for _, c in plan)} candidates, {len(tasks)} checks/compiles",
-        flush=True,
-    )
+    rng.shuffle(plan)  # a run cut short by the deadline still covers every op and shape
+    print(f"{len(plan)} scenarios, {sum(len(c) for _, c in plan)} candidates, {len(tasks)} compiles", flush=True)
     t0 = time.time()
-    with open(out / f"time_check_{'_'.join(args.ops)}.jsonl", "w") as log:
-        checks = run_checks(tasks, args.workers, log)
-    bad = {(r["kernel"], json.dumps(r["config"], sort_keys=True)) for r in checks if not r["ok"]}
-    print(f"checked in {time.time() - t0:.0f}s; {len(bad)} wrong/failed candidates excluded", flush=True)
+    bad: dict[tuple[str, str], str] = {}
+    with mp.get_context("spawn").Pool(args.workers, initializer=_worker_init) as wpool:
+        for kid, cfg_key, error in wpool.imap_unordered(_warm_task, [t[:3] for t in tasks], chunksize=2):
+            if error:
+                bad[(kid, cfg_key)] = error
+    print(f"compiled in {time.time() - t0:.0f}s; {len(bad)} failed to compile or launch", flush=True)
 
     torch.cuda.init()
     with open(out / f"time_{'_'.join(args.ops)}.jsonl", "w") as log:
@@ -221,12 +246,27 @@ def phase_time(args: argparse.Namespace) -> None:
         t_start = time.time()
         for si, (s, cands) in enumerate(plan):
             base = make_operands(s, "cuda", seed=si)
+            ref = reference_loop(base)
+            probe = clone_operands(base)
+            start_out = base.out.clone() if s.accumulate else torch.full_like(base.out, float("nan"))
             n_full = rotation_copies(base, dev.l2_bytes)
             pool = make_pool(base, n_full)
             screen_pool = pool[: min(len(pool), args.screen_calls)]
             screened: dict[str, list[tuple[float, dict]]] = {}
+            n_wrong = 0
             for kid, cfg in cands:
                 if (kid, json.dumps(cfg, sort_keys=True)) in bad:
+                    continue
+                try:  # correctness gate on this scenario before any timing
+                    probe.out.copy_(start_out)
+                    bind(kid, probe, cfg)()
+                    err, exc_text = relative_error(probe.out, ref), None
+                except Exception as exc:
+                    err, exc_text = float("inf"), repr(exc)
+                if not err <= TOLERANCE[s.dtype]:
+                    n_wrong += 1
+                    rec = {"scenario": s.key, "kernel": kid, "config": cfg, "status": "wrong", "rel_error": err}
+                    log.write(json.dumps({**rec, "error": exc_text}) + "\n")
                     continue
                 try:
                     t = time_graph(kid, screen_pool, cfg, calls=args.screen_calls, replays=3)
@@ -251,6 +291,12 @@ def phase_time(args: argparse.Namespace) -> None:
                 (kid, cfg) for kid, lst in screened.items() for _, cfg in sorted(lst, key=lambda x: x[0])[: args.top]
             ]
             final += [(b.id, {}) for b in BASELINES if b.op == s.op]
+            for b in BASELINES:  # the baselines pass the same gate
+                if b.op == s.op:
+                    probe.out.copy_(start_out)
+                    bind(b.id, probe, {})()
+                    if not relative_error(probe.out, ref) <= TOLERANCE[s.dtype]:
+                        raise RuntimeError(f"baseline {b.id} is wrong on {s.key}")
             best: dict[str, dict] = {}
             for kid, cfg in final:
                 g = time_graph(kid, pool, cfg, calls=max(100, len(pool)), replays=7)
@@ -281,13 +327,14 @@ def phase_time(args: argparse.Namespace) -> None:
                 "floor_us": rf.floor_s * 1e6,
                 "bytes": rf.bytes,
                 "screened": sum(len(v) for v in screened.values()),
+                "wrong": n_wrong,
                 "best": {
                     k: {"us": v["us"], "do_bench_us": v["do_bench_us"], "config": v["config"]} for k, v in best.items()
                 },
             }
             rows.append(row)
             log.flush()
-            del pool, screen_pool, base
+            del pool, screen_pool, base, probe, ref, start_out
             torch.cuda.empty_cache()
             el = time.time() - t_start
             print(
