@@ -231,6 +231,9 @@ def phase_time(args: argparse.Namespace) -> None:
                     cand_lists[i] += [(sk.id, c.params) for c in mine + extra]
             plan += list(zip(scns, cand_lists, strict=True))
     rng.shuffle(plan)  # a run cut short by the deadline still covers every op and shape
+    if args.skip_done:  # resume: leave out scenarios a previous run's summary already holds
+        done = {r["scenario"] for r in json.loads(Path(args.skip_done).read_text())}
+        plan = [(sc, c) for sc, c in plan if sc.key not in done]
     print(f"{len(plan)} scenarios, {sum(len(c) for _, c in plan)} candidates, {len(tasks)} compiles", flush=True)
     t0 = time.time()
     bad: dict[tuple[str, str], str] = {}
@@ -362,6 +365,7 @@ def main() -> None:
     p.add_argument("--ops", nargs="+", default=["shrink", "expand", "fused"])
     p.add_argument("--ranks", nargs="+", type=int, default=[16, 64])
     p.add_argument("--batches", nargs="+", type=int, default=[1, 8, 16, 32, 64])
+    p.add_argument("--skip-done", default="", help="time summary JSON of an earlier run: skip its scenarios")
     p.add_argument("--deadline", type=float, default=0, help="stop checking/timing after this many seconds")
     args = p.parse_args()
     Path(args.out).mkdir(parents=True, exist_ok=True)
