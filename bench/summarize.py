@@ -23,7 +23,11 @@ def main(paths: list[str]) -> None:
     print("median of 7 replays (do_bench with L2 flush in brackets). 'best' is the fastest sketch config found;")
     print("'floor' is bytes / 4.3 TB/s. Speedups are baseline time / best time.\n")
     for op in ("shrink", "expand", "fused"):
-        ops_rows = [r for r in rows if r["op"] == op]
+        order = {"distinct": 0, "uniform": 1, "skewed": 2, "identical": 3}
+        ops_rows = sorted(
+            (r for r in rows if r["op"] == op),
+            key=lambda r: (r["h_in"], r["h_out"], r["rank"], r["batch"], order.get(r["workload"], 9)),
+        )
         if not ops_rows:
             continue
         print(f"## {op}\n")

@@ -95,6 +95,11 @@ class Operands:
             raise ValueError("seg_indptr does not match the scenario's segment lengths")
         if self.weight_indices.tolist() != list(s.seg_adapters):
             raise ValueError("weight_indices do not match the scenario's segment adapters")
+        offsets = [0]
+        for h in s.h_outs:
+            offsets.append(offsets[-1] + h)
+        if self.proj_offsets.tolist() != offsets:
+            raise ValueError(f"proj_offsets must be the prefix sums of h_outs, {offsets}")
 
     @property
     def out(self) -> torch.Tensor:

@@ -68,3 +68,8 @@ def test_unsupported_dtype_and_empty_batch():
         torch_dtype("int8")
     with pytest.raises(ValueError, match="empty batch"):
         check_segments([0], [], 0, 1)
+
+
+def test_projection_offsets_must_match():
+    with pytest.raises(ValueError, match="proj_offsets"):
+        _replace(_ops(), proj_offsets=torch.tensor([0, 40, 80], dtype=torch.int32))
