@@ -139,6 +139,15 @@ def accumulator_registers(bm: str, bn: str) -> Rule:
     return rule
 
 
+def when(param: str, value: int, rule: Rule) -> Rule:
+    """Apply ``rule`` only to configs whose ``param`` equals ``value`` (a structural switch)."""
+
+    def guarded(s: Scenario, c: Mapping[str, int], d: DeviceSpec) -> str | None:
+        return rule(s, c, d) if c[param] == value else None
+
+    return guarded
+
+
 def fused_tile_registers(s: Scenario, c: Mapping[str, int], d: DeviceSpec) -> str | None:
     """The fused tile keeps the rank-r intermediate and one output tile in registers (fp32).
 
@@ -312,8 +321,14 @@ SKETCHES: tuple[Sketch, ...] = (
             cap("BLOCK_M", _max_len, DOT_MIN),
             cap("BLOCK_N", _n_dim, 32),
             cap("SEGS_PER_PROG", _segments, 2),
-            fma_registers("BLOCK_N", _rank_block),
-            dot_smem("BLOCK_M", "BLOCK_N", _rank_block),
+            when("USE_DOT", 0, fma_registers("BLOCK_N", _rank_block)),
+            when(
+                "USE_DOT",
+                0,
+                lambda s, c, d: "BLOCK_M is unused without tl.dot: fixed at 16" if c["BLOCK_M"] != 16 else None,
+            ),
+            when("USE_DOT", 1, dot_smem("BLOCK_M", "BLOCK_N", _rank_block)),
+            when("USE_DOT", 1, accumulator_registers("BLOCK_M", "BLOCK_N")),
         ),
     ),
     Sketch(
