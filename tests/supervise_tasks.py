@@ -1,0 +1,39 @@
+"""Task and init functions for test_supervise, importable by spawned workers."""
+
+import os
+import signal
+import time
+
+
+def run(task: tuple):
+    """Do what ``task`` says: ("value", x), ("sleep", s), ("exit", code), ("segv",), ("raise", msg), ("env",)."""
+    kind, *args = task
+    if kind == "value":
+        return args[0]
+    if kind == "sleep":
+        start = time.time()
+        time.sleep(args[0])
+        return start, time.time()
+    if kind == "exit":
+        os._exit(args[0])
+    if kind == "segv":
+        os.kill(os.getpid(), signal.SIGSEGV)
+        time.sleep(10)
+    if kind == "raise":
+        raise ValueError(args[0])
+    if kind == "env":
+        return os.environ.get("SUPERVISE_SLOT"), os.getpid()
+    raise NotImplementedError(kind)
+
+
+def set_env(slot: int, tag: str) -> None:
+    os.environ["SUPERVISE_SLOT"] = f"{slot}:{tag}"
+
+
+def fail_in_slot(slot: int, bad: int) -> None:
+    if slot == bad:
+        raise RuntimeError(f"no device for slot {slot}")
+
+
+def die_in_init(slot: int) -> None:
+    os._exit(7)
