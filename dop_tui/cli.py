@@ -115,7 +115,10 @@ def check(
     workload: WorkloadOpt = "distinct",
     dtype: DtypeOpt = "bf16",
 ) -> None:
-    """Run random valid configs of every sketch, and every baseline, against the float64 reference."""
+    """Run random valid configs of every sketch, and every baseline, against the float64 reference.
+
+    The interpreter costs about 2 ms per tile step: on a CPU, pass small shapes (--h-in 512 --h-out 384).
+    """
     try:
         scn = scenario_from_flags(model, proj, h_in, h_out, op, rank, batch, workload, dtype)
     except ValueError as exc:
@@ -139,8 +142,11 @@ def check(
 
     rng = random.Random(seed)
     table = Table(title=f"{backend} check: {scn.describe()}")
-    for col in ("kernel", "configs", "worst rel. error", "tolerance", "result"):
-        table.add_column(col, justify="right" if col in ("configs", "worst rel. error", "tolerance") else "left")
+    table.add_column("kernel", no_wrap=True)
+    table.add_column("configs", justify="right")
+    table.add_column("worst rel. err", justify="right")
+    table.add_column("tol.", justify="right")
+    table.add_column("result")
     failures = 0
     jobs: list[tuple[str, list[dict[str, int]]]] = [
         (sk.id, [c.params for c in sample_many(sk.id, scn, samples, rng)]) for sk in sketches_for(scn.op)
@@ -157,7 +163,10 @@ def check(
                     errors.append(res.error or f"rel. error {res.rel_error:.2e} with {cfg}")
             failures += bool(errors)
             verdict = "[green]pass[/]" if not errors else f"[red]FAIL[/] {errors[0]}"
-            table.add_row(kid, str(len(configs)), f"{worst:.2e}", f"{tol:.0e}", verdict)
+            if configs:
+                table.add_row(kid, str(len(configs)), f"{worst:.2e}", f"{tol:.0e}", verdict)
+            else:
+                table.add_row(kid, "0", "-", "-", "[yellow]no valid config[/]")
     console.print(table)
     if failures:
         raise _fail(f"{failures} kernel(s) failed the check", code=1)
