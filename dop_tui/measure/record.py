@@ -1,0 +1,63 @@
+"""One measurement of one candidate (or baseline) on one scenario: plain data, JSON in and out.
+
+``status`` is one of ``STATUSES``: ``ok`` (correct, and timed when a time is present), ``wrong`` (failed
+the correctness gate: never counts as fast), ``invalid`` (the space rejects the config), ``compile_error``,
+``launch_error``, ``timeout``, ``crash``, or ``unmeasured`` (a replay has no record of it). Derived rates
+use the scenario's roofline: achieved bandwidth = fewest bytes / time, FLOP rate = FLOPs / time, and
+fraction of floor = floor time / time (1.0 would be at the roofline).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+STATUSES = ("ok", "wrong", "invalid", "compile_error", "launch_error", "timeout", "crash", "unmeasured")
+
+
+@dataclass(frozen=True)
+class Measurement:
+    scenario: str  # Scenario.key
+    kernel: str  # sketch id or baseline id
+    config: dict[str, int]
+    status: str
+    us: float | None = None  # median microseconds per call
+    us_min: float | None = None
+    us_max: float | None = None
+    method: str = ""  # how the time was taken ("cuda-graph x100 / 43 copies", "do_bench, L2 flushed", ...)
+    rel_error: float | None = None
+    message: str = ""
+    bytes: float | None = None  # fewest bytes the scenario must move
+    flops: float | None = None
+    floor_us: float | None = None
+    env: dict[str, str] = field(default_factory=dict)  # device, versions, clocks where readable
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"unknown measurement status {self.status!r}; expected one of {', '.join(STATUSES)}")
+
+    @property
+    def key(self) -> tuple[str, str, tuple[tuple[str, int], ...]]:
+        return self.scenario, self.kernel, tuple(sorted(self.config.items()))
+
+    @property
+    def gbps(self) -> float | None:
+        return self.bytes / (self.us * 1e3) if self.us and self.bytes is not None else None
+
+    @property
+    def tflops(self) -> float | None:
+        return self.flops / (self.us * 1e6) if self.us and self.flops is not None else None
+
+    @property
+    def floor_fraction(self) -> float | None:
+        return self.floor_us / self.us if self.us and self.floor_us is not None else None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Measurement:
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown measurement fields: {', '.join(sorted(unknown))}")
+        return cls(**{**d, "config": {k: int(v) for k, v in d.get("config", {}).items()}})

@@ -1,0 +1,97 @@
+"""Runners behind one protocol: ``measure(scenario, requests) -> list[Measurement]``.
+
+A request is ``(kernel_id, config)``; a sketch config the space rejects is ``invalid`` without running.
+
+- ``InterpretRunner``: CPU, Triton interpreter, correctness only (no time). Needs ``TRITON_INTERPRET=1``
+  set before triton is imported.
+- ``ReplayRunner``: answers from measurements recorded earlier (Kernel Tuner's simulation mode); a request
+  never recorded comes back ``unmeasured``, never invented.
+
+The GPU runner (parallel compiles, supervised workers, graph timing) implements the same protocol.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Protocol
+
+from dop_tui.measure.check import check_kernel
+from dop_tui.measure.record import Measurement
+from dop_tui.measure.roofline import roofline
+from dop_tui.scenario import Scenario
+from dop_tui.space import DEFAULT_DEVICE, SKETCH_BY_ID, why_invalid
+
+Request = tuple[str, Mapping[str, int]]
+
+
+class Runner(Protocol):
+    name: str
+
+    def measure(self, scn: Scenario, requests: Sequence[Request]) -> list[Measurement]: ...
+
+
+def classify_exception(text: str) -> str:
+    """Status of a kernel that raised, from ``"TypeName: message"``: compile or launch error."""
+    compile_markers = ("CompilationError", "CompileTimeAssertionFailure", "OutOfResources", "PTXASError")
+    return "compile_error" if text.split(":", 1)[0] in compile_markers else "launch_error"
+
+
+def _invalid(scn: Scenario, kid: str, cfg: Mapping[str, int]) -> Measurement | None:
+    if kid not in SKETCH_BY_ID:
+        return None
+    reasons = why_invalid(kid, scn, cfg)
+    if not reasons:
+        return None
+    return Measurement(scn.key, kid, dict(cfg), "invalid", message="; ".join(reasons))
+
+
+class InterpretRunner:
+    """Correctness of each request on fresh random inputs in the Triton interpreter; no timing."""
+
+    name = "interpret"
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+
+    def measure(self, scn: Scenario, requests: Sequence[Request]) -> list[Measurement]:
+        rf = roofline(scn, DEFAULT_DEVICE)
+        out = []
+        for i, (kid, cfg) in enumerate(requests):
+            bad = _invalid(scn, kid, cfg)
+            if bad:
+                out.append(bad)
+                continue
+            res = check_kernel(kid, scn, cfg, device="cpu", seed=self.seed + i)
+            if res.error:
+                status, msg = classify_exception(res.error), res.error
+            else:
+                status, msg = ("ok" if res.ok else "wrong"), ""
+            out.append(
+                Measurement(
+                    scn.key, kid, dict(cfg), status, method="interpreter (correctness only)",
+                    rel_error=None if res.error else res.rel_error, message=msg, bytes=rf.bytes, flops=rf.flops,
+                    floor_us=rf.floor_s * 1e6, env={"backend": "triton interpreter"},
+                )
+            )  # fmt: skip
+        return out
+
+
+class ReplayRunner:
+    """Answers with the recorded measurement of each request; unknown requests are ``unmeasured``."""
+
+    name = "replay"
+
+    def __init__(self, records: Iterable[Measurement]) -> None:
+        self._by_key: dict[tuple, Measurement] = {}
+        for m in records:
+            self._by_key.setdefault(m.key, m)  # the first record of a candidate is the one replayed
+
+    def __len__(self) -> int:
+        return len(self._by_key)
+
+    def measure(self, scn: Scenario, requests: Sequence[Request]) -> list[Measurement]:
+        out = []
+        for kid, cfg in requests:
+            m = self._by_key.get((scn.key, kid, tuple(sorted((k, int(v)) for k, v in cfg.items()))))
+            out.append(m or Measurement(scn.key, kid, dict(cfg), "unmeasured", message="no recorded measurement"))
+        return out

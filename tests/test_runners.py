@@ -1,0 +1,74 @@
+"""Runners: interpreter correctness with error kinds, replay returns exactly what was recorded."""
+
+import pytest
+
+from dop_tui.measure.record import Measurement
+from dop_tui.measure.runners import InterpretRunner, ReplayRunner, classify_exception
+from dop_tui.scenario import make_scenario
+
+SCN = make_scenario("shrink", 96, (40,), 8, "fp32", [3, 1, 2])
+TILE = {"BLOCK_M": 16, "BLOCK_N": 16, "BLOCK_K": 32, "WEIGHT_HINT": 0, "num_warps": 4, "num_stages": 2}
+
+
+def test_interpret_runner_ok_invalid_and_baseline():
+    bad = dict(TILE, BLOCK_M=128)  # exceeds the padded longest segment (4)
+    res = InterpretRunner().measure(
+        SCN, [("shrink/tile/dot", TILE), ("shrink/tile/dot", bad), ("shrink/baseline/vllm", {})]
+    )
+    assert [m.status for m in res] == ["ok", "invalid", "ok"]
+    assert res[0].rel_error < 1e-5 and res[0].us is None and res[0].bytes > 0
+    assert "BLOCK_M=128" in res[1].message
+
+
+def test_interpret_runner_missing_parameter_is_invalid():
+    # a config missing a parameter is rejected by the space before anything runs
+    res = InterpretRunner().measure(SCN, [("shrink/baseline/punica", {}), ("shrink/splitk/dot", dict(TILE))])
+    assert res[0].status == "ok"
+    assert res[1].status == "invalid" and "missing parameter 'SPLIT_K'" in res[1].message
+
+
+def test_classify_exception():
+    assert classify_exception("CompilationError: at 3:4") == "compile_error"
+    assert classify_exception("OutOfResources: shared memory") == "compile_error"
+    assert classify_exception("RuntimeError: CUDA error: an illegal memory access") == "launch_error"
+
+
+def test_replay_returns_exactly_what_was_recorded():
+    rec = Measurement(
+        SCN.key,
+        "shrink/tile/dot",
+        TILE,
+        "ok",
+        us=4.25,
+        us_min=4.2,
+        us_max=4.3,
+        method="graph",
+        bytes=1e6,
+        flops=2e6,
+        floor_us=0.5,
+    )
+    wrong = Measurement(SCN.key, "shrink/gemv/fma", {"BLOCK_T": 1}, "wrong", rel_error=0.5)
+    runner = ReplayRunner([Measurement.from_json(rec.to_json()), wrong])
+    got = runner.measure(
+        SCN,
+        [
+            ("shrink/tile/dot", dict(reversed(list(TILE.items())))),
+            ("shrink/gemv/fma", {"BLOCK_T": 1}),
+            ("shrink/tile/dot", dict(TILE, BLOCK_K=64)),
+        ],
+    )
+    assert got[0] == rec and got[0].us == 4.25
+    assert got[1].status == "wrong"
+    assert got[2].status == "unmeasured" and got[2].us is None
+    other = make_scenario("shrink", 96, (40,), 8, "fp32", [2, 2, 2])
+    assert runner.measure(other, [("shrink/tile/dot", TILE)])[0].status == "unmeasured"
+
+
+def test_measurement_rates_and_validation():
+    m = Measurement("s", "k", {}, "ok", us=2.0, bytes=8.6e6, flops=8.4e6, floor_us=2.0)
+    assert m.gbps == pytest.approx(4300) and m.tflops == pytest.approx(4.2) and m.floor_fraction == 1.0
+    assert Measurement("s", "k", {}, "timeout").gbps is None
+    with pytest.raises(ValueError, match="unknown measurement status"):
+        Measurement("s", "k", {}, "fast")
+    with pytest.raises(ValueError, match="unknown measurement fields"):
+        Measurement.from_json({**m.to_json(), "speed": 1})
