@@ -1,0 +1,165 @@
+"""GPU runner: check, then time, each request in supervised GPU worker processes.
+
+One worker process per visible GPU (``CUDA_VISIBLE_DEVICES`` pinned in its init), fed by
+``supervise.WorkerPool``: a kernel that hangs is killed after ``timeout_s`` (``timeout``), one that faults
+takes its worker down (``crash``; a CUDA error poisons the context, so the worker exits on purpose and
+is replaced), and the rest of the batch goes on. In a worker, per scenario: random operands, the float64
+reference and the rotation pool are built once; each request is then
+
+1. checked: output poisoned (NaN when the op overwrites, random when it accumulates), one run, relative
+   error against the reference; above the dtype's tolerance it is ``wrong`` and never timed;
+2. timed as serving runs it (``timing.time_graph``: a CUDA graph of max(calls, copies) calls over copies
+   larger than 3x L2, median of replays) and, when asked, launch-inclusive with L2 flushed (do_bench).
+
+Every measurement records the device, the torch and triton versions and the SM clock when readable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from dop_tui.measure.record import Measurement
+from dop_tui.measure.runners import Request, _invalid, classify_exception
+from dop_tui.measure.supervise import Status, WorkerPool
+from dop_tui.scenario import Scenario
+
+CUDA_FAULT_EXIT = 13  # a worker whose CUDA context faulted exits with this code and is replaced
+
+
+def _pin_gpu(slot: int) -> None:
+    os.environ["CUDA_VISIBLE_DEVICES"] = str(slot)
+
+
+_STATE: dict[str, Any] = {}
+
+
+def _env() -> dict[str, str]:
+    import torch
+    import triton
+
+    env = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "triton": triton.__version__}
+    with contextlib.suppress(Exception):  # needs pynvml; clocks are optional
+        env["sm_clock_mhz"] = str(torch.cuda.clock_rate())
+    return env
+
+
+def _scenario_state(scn: Scenario) -> dict[str, Any]:
+    import torch
+
+    from dop_tui.measure.timing import make_pool, rotation_copies
+    from dop_tui.operands import clone_operands, make_operands
+    from dop_tui.reference import reference_loop
+    from dop_tui.space import DEFAULT_DEVICE
+
+    if _STATE.get("key") != scn.key:
+        _STATE.clear()
+        base = make_operands(scn, "cuda", seed=0)
+        _STATE.update(
+            key=scn.key,
+            base=base,
+            ref=reference_loop(base),
+            probe=clone_operands(base),
+            start=base.out.clone() if scn.accumulate else torch.full_like(base.out, float("nan")),
+            pool=make_pool(base, rotation_copies(base, DEFAULT_DEVICE.l2_bytes)),
+            env=_env(),
+        )
+    return _STATE
+
+
+def _gpu_task(task: tuple[dict, str, dict, dict]) -> dict:
+    """Check then time one request; returns a Measurement as JSON. Exits the process on a CUDA fault."""
+    import torch
+
+    from dop_tui.measure.launch import bind
+    from dop_tui.measure.roofline import roofline
+    from dop_tui.measure.timing import time_do_bench, time_graph
+    from dop_tui.reference import TOLERANCE, relative_error
+    from dop_tui.space import DEFAULT_DEVICE
+
+    scn_json, kid, cfg, opts = task
+    scn = Scenario.from_json(scn_json)
+    try:
+        st = _scenario_state(scn)
+        rf = roofline(scn, DEFAULT_DEVICE)
+        common = dict(bytes=rf.bytes, flops=rf.flops, floor_us=rf.floor_s * 1e6, env=st["env"])
+        st["probe"].out.copy_(st["start"])
+        bind(kid, st["probe"], cfg)()
+        torch.cuda.synchronize()
+        err = relative_error(st["probe"].out, st["ref"])
+        if not err <= TOLERANCE[scn.dtype]:
+            return Measurement(scn.key, kid, cfg, "wrong", rel_error=err, **common).to_json()
+        g = time_graph(kid, st["pool"], cfg, calls=opts.get("calls", 100), replays=opts.get("replays", 7))
+        msg = ""
+        if opts.get("do_bench", True):
+            msg = f"do_bench (L2 flushed, launch included): {time_do_bench(kid, st['base'], cfg).us:.2f} us"
+        return Measurement(
+            scn.key, kid, cfg, "ok", us=g.us, us_min=g.us_min, us_max=g.us_max, method=g.method,
+            rel_error=err, message=msg, **common,
+        ).to_json()  # fmt: skip
+    except Exception as exc:
+        text = f"{type(exc).__name__}: {exc}"
+        if "CUDA error" in text or "illegal" in text.lower():
+            os._exit(CUDA_FAULT_EXIT)  # the context is poisoned: let the pool replace this worker
+        raise
+
+
+class GpuRunner:
+    """Measures requests on every visible GPU at once, one supervised worker process per GPU."""
+
+    name = "gpu"
+
+    def __init__(
+        self, workers: int | None = None, timeout_s: float = 120.0, calls: int = 100, replays: int = 7,
+        do_bench: bool = True, task_fn: Any = _gpu_task,
+    ) -> None:  # fmt: skip
+        """``task_fn`` replaces the worker's task (test harnesses wrap ``_gpu_task`` to add fault kernels)."""
+        if workers is None:
+            import torch
+
+            workers = torch.cuda.device_count()
+        if workers < 1:
+            raise RuntimeError("the GPU runner needs a CUDA GPU and none is visible")
+        self.opts = {"calls": calls, "replays": replays, "do_bench": do_bench}
+        init_args = None  # init(slot) pins the worker to GPU `slot`
+        self.pool = WorkerPool(task_fn, workers=workers, init=_pin_gpu, init_args_per_worker=init_args,
+                               timeout_s=timeout_s)  # fmt: skip
+        self.pool.start()
+
+    def measure(self, scn: Scenario, requests: Sequence[Request]) -> list[Measurement]:
+        out: list[Measurement | None] = [None] * len(requests)
+        tasks, where = [], []
+        for i, (kid, cfg) in enumerate(requests):
+            bad = _invalid(scn, kid, cfg)
+            if bad:
+                out[i] = bad
+            else:
+                tasks.append((scn.to_json(), kid, dict(cfg), self.opts))
+                where.append(i)
+        for o in self.pool.map(tasks):
+            i = where[o.index]
+            kid, cfg = requests[i]
+            if o.status == Status.OK:
+                out[i] = Measurement.from_json(o.value)
+            elif o.error_type == "InitError":
+                raise RuntimeError(f"the GPU runner's workers could not start: {o.message}")
+            elif o.status == Status.ERROR:
+                text = f"{o.error_type}: {o.message}"
+                out[i] = Measurement(scn.key, kid, dict(cfg), classify_exception(text), message=text)
+            elif o.status == Status.TIMEOUT:
+                out[i] = Measurement(scn.key, kid, dict(cfg), "timeout", message=o.message)
+            else:
+                fault = " (CUDA fault)" if o.message == f"exit code {CUDA_FAULT_EXIT}" else ""
+                out[i] = Measurement(scn.key, kid, dict(cfg), "crash", message=o.message + fault)
+        return [m for m in out if m is not None]
+
+    def close(self) -> None:
+        self.pool.close()
+
+    def __enter__(self) -> GpuRunner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
