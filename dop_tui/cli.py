@@ -6,12 +6,16 @@ import json
 import os
 import random
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 from rich.tree import Tree
+
+if TYPE_CHECKING:
+    from dop_tui.measure.record import Measurement
+    from dop_tui.scenario import Scenario
 
 from dop_tui import __version__
 from dop_tui.cli_scenario import (
@@ -170,6 +174,145 @@ def check(
     console.print(table)
     if failures:
         raise _fail(f"{failures} kernel(s) failed the check", code=1)
+
+
+def _enable_backend(backend: str) -> None:
+    """Interpreter runs need TRITON_INTERPRET before triton is imported; gpu needs CUDA."""
+    if backend == "interpret":
+        if "triton" in sys.modules and os.environ.get("TRITON_INTERPRET") != "1":
+            raise _fail("triton was imported before the interpreter could be enabled; run in a new process")
+        os.environ["TRITON_INTERPRET"] = "1"
+    elif backend == "gpu":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise _fail("--backend gpu needs a CUDA GPU and none is visible (try --backend interpret or replay)")
+    elif backend != "replay":
+        raise _fail(f"unknown backend {backend!r}; expected gpu, interpret or replay")
+
+
+@app.command()
+def measure(
+    backend: Annotated[
+        str, typer.Option("--backend", help="gpu, interpret (CPU, correctness only) or replay.")
+    ] = "gpu",
+    sample: Annotated[int, typer.Option("--sample", min=1, help="Random valid configs per sketch.")] = 20,
+    session: Annotated[
+        str | None, typer.Option("--session", help="Session file to extend (gpu, interpret) or to replay from.")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the config sampling.")] = 0,
+    model: ModelOpt = "llama2-7b",
+    proj: ProjOpt = "q",
+    h_in: HInOpt = None,
+    h_out: HOutOpt = None,
+    op: OpOpt = "shrink",
+    rank: RankOpt = 16,
+    batch: BatchOpt = 8,
+    workload: WorkloadOpt = "distinct",
+    dtype: DtypeOpt = "bf16",
+) -> None:
+    """Measure N random valid configs of every sketch and the baselines; write or extend a session."""
+    try:
+        scn = scenario_from_flags(model, proj, h_in, h_out, op, rank, batch, workload, dtype)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    _enable_backend(backend)
+    from dop_tui.session.store import Session, SessionError, load, save
+
+    existing = None
+    if session and (backend == "replay" or os.path.exists(session)):
+        try:
+            existing = load(session)
+        except SessionError as exc:
+            raise _fail(str(exc)) from None
+    elif backend == "replay":
+        raise _fail("--backend replay needs --session FILE to replay from")
+
+    from dop_tui.space import BASELINES, sample_many, sketches_for
+
+    rng = random.Random(seed)
+    requests = [(c.sketch, c.params) for sk in sketches_for(scn.op) for c in sample_many(sk.id, scn, sample, rng)]
+    requests += [(b.id, {}) for b in BASELINES if b.op == scn.op]
+    with console.status(f"measuring {len(requests)} kernels on {backend}..."):
+        if backend == "replay":
+            from dop_tui.measure.runners import ReplayRunner
+
+            results = ReplayRunner(existing.measurements).measure(scn, requests)
+        elif backend == "interpret":
+            from dop_tui.measure.runners import InterpretRunner
+
+            results = InterpretRunner(seed).measure(scn, requests)
+        else:
+            from dop_tui.measure.gpu_runner import GpuRunner
+
+            with GpuRunner() as runner:
+                results = runner.measure(scn, requests)
+    _print_measurements(scn, results)
+    if session and backend != "replay":
+        store = existing or Session(job={"command": "dop measure"})
+        env = next((m.env for m in results if m.env), {})
+        store.device = store.device or env.get("device", backend)
+        store.env = store.env or env
+        store.add(scn, results)
+        save(store, session)
+        console.print(f"session: {session} ({len(store.measurements)} measurements)")
+
+
+def _print_measurements(scn: Scenario, results: list[Measurement]) -> None:
+    from collections import defaultdict
+
+    by_kernel = defaultdict(list)
+    for m in results:
+        by_kernel[m.kernel].append(m)
+    base = {k.rsplit("/", 1)[1]: min(m.us for m in v) for k, v in by_kernel.items()
+            if "/baseline/" in k and any(m.us for m in v)}  # fmt: skip
+    table = Table(title=f"measure: {scn.describe()}")
+    for col, just in (("kernel", "left"), ("n", "right"), ("statuses", "left"), ("best us", "right"),
+                      ("floor frac.", "right"), *((f"x {b}", "right") for b in base)):  # fmt: skip
+        table.add_column(col, justify=just, no_wrap=col == "kernel")
+    for kid, ms in by_kernel.items():
+        counts: dict[str, int] = {}
+        for m in ms:
+            counts[m.status] = counts.get(m.status, 0) + 1
+        timed = [m for m in ms if m.status == "ok" and m.us]
+        best = min(timed, key=lambda m: m.us) if timed else None
+        cells = [kid, str(len(ms)), ", ".join(f"{k} {v}" for k, v in counts.items())]
+        cells += [f"{best.us:.2f}", f"{best.floor_fraction:.2f}"] if best else ["-", "-"]
+        cells += [f"{t / best.us:.2f}" if best else "-" for t in base.values()]
+        table.add_row(*cells)
+    console.print(table)
+
+
+@app.command()
+def show(
+    session: Annotated[str, typer.Argument(help="A session file (.json or .json.gz).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object for scripts.")] = False,
+) -> None:
+    """Summarise a session: job, device, versions, measurements by status, best per scenario."""
+    from dop_tui.session.store import SessionError, load
+    from dop_tui.session.summary import best_per_scenario, status_counts
+
+    try:
+        sess = load(session)
+    except SessionError as exc:
+        raise _fail(str(exc)) from None
+    counts, best = status_counts(sess), best_per_scenario(sess)
+    if as_json:
+        print(json.dumps({"device": sess.device, "env": sess.env, "job": sess.job, "counts": counts,
+                          "best": [b.to_json() for b in best]}))  # fmt: skip
+        return
+    console.print(f"[bold]{session}[/]  device: {sess.device or '?'}  job: {sess.job or '-'}")
+    console.print("versions: " + ", ".join(f"{k} {v}" for k, v in sess.env.items() if k != "device"))
+    console.print("measurements: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    table = Table(title="best per scenario")
+    for col in ("scenario", "sketch", "us", "floor frac.", "speedup"):
+        table.add_column(col)
+    for b in best:
+        m = b.measurement
+        frac = f"{m.floor_fraction:.2f}" if m.floor_fraction is not None else "-"
+        sp = ", ".join(f"{n} {x:.2f}x" for n, x in b.speedup.items())
+        table.add_row(b.scenario, m.kernel, f"{m.us:.2f}", frac, sp)
+    console.print(table)
 
 
 def tui_main() -> None:

@@ -4,7 +4,9 @@
 the correctness gate: never counts as fast), ``invalid`` (the space rejects the config), ``compile_error``,
 ``launch_error``, ``timeout``, ``crash``, or ``unmeasured`` (a replay has no record of it). Derived rates
 use the scenario's roofline: achieved bandwidth = fewest bytes / time, FLOP rate = FLOPs / time, and
-fraction of floor = floor time / time (1.0 would be at the roofline).
+fraction of floor = floor time / time (1.0 would be at the roofline). A ``method`` that starts with
+``screen:`` marks a quick ranking time (fewer calls, inputs possibly in L2): summaries leave it out of
+"best" figures.
 """
 
 from __future__ import annotations
@@ -39,6 +41,10 @@ class Measurement:
     @property
     def key(self) -> tuple[str, str, tuple[tuple[str, int], ...]]:
         return self.scenario, self.kernel, tuple(sorted(self.config.items()))
+
+    @property
+    def is_screening(self) -> bool:
+        return self.method.startswith("screen:")
 
     @property
     def gbps(self) -> float | None:

@@ -1,0 +1,1 @@
+"""Sessions: what was measured where, stored atomically, readable by every command and the workbench."""

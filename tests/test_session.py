@@ -1,0 +1,122 @@
+"""Session files: atomic round trip, clear errors that never overwrite, summaries, and `dop show`/`measure`."""
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from dop_tui.cli import app
+from dop_tui.measure.record import Measurement
+from dop_tui.scenario import make_scenario
+from dop_tui.session.store import Session, SessionError, load, save
+from dop_tui.session.summary import best_per_scenario, status_counts
+
+SCN = make_scenario("shrink", 4096, (4096,), 16, "bf16", [1, 1], workload="distinct")
+BUNDLED = Path(__file__).resolve().parent.parent / "sessions" / "h200-decode-foundation.json.gz"
+
+
+def _session() -> Session:
+    ms = [
+        Measurement(SCN.key, "shrink/tile/dot", {"BLOCK_M": 16}, "ok", us=5.0, floor_us=1.0, method="graph"),
+        Measurement(SCN.key, "shrink/splitk/dot", {"SPLIT_K": 4}, "ok", us=4.0, floor_us=1.0, method="graph"),
+        Measurement(SCN.key, "shrink/gemv/fma", {"BLOCK_T": 1}, "ok", us=1.0, method="screen: graph x30"),
+        Measurement(SCN.key, "shrink/gemv/fma", {"BLOCK_T": 2}, "wrong", rel_error=0.4),
+        Measurement(SCN.key, "shrink/baseline/vllm", {}, "ok", us=8.0, method="graph"),
+        Measurement(SCN.key, "shrink/baseline/punica", {}, "timeout"),
+    ]
+    s = Session(job={"command": "test"}, device="NVIDIA H200", env={"triton": "3.6.0"})
+    s.add(SCN, ms)
+    return s
+
+
+@pytest.mark.parametrize("name", ["s.json", "s.json.gz"])
+def test_round_trip(tmp_path, name):
+    save(_session(), tmp_path / name)
+    back = load(tmp_path / name)
+    assert back.to_json() == _session().to_json()
+    assert [p.name for p in tmp_path.iterdir()] == [name]  # no temp file left behind
+
+
+def test_summary_best_ignores_screening_and_wrong():
+    s = _session()
+    assert status_counts(s)["ok"] == 4 and status_counts(s)["wrong"] == 1 and status_counts(s)["timeout"] == 1
+    (best,) = best_per_scenario(s)
+    assert best.measurement.kernel == "shrink/splitk/dot" and best.speedup == {"vllm": 2.0}
+
+
+@pytest.mark.parametrize(
+    ("content", "msg"),
+    [
+        (b'{"format": "dop-session", "version": 7}', "newer than"),
+        (b'{"format": "dop-session", "version": 1, "measurements": [{"scenario": 1}]}', "malformed"),
+        (b'{"format": "dop-ses', "cannot read"),
+        (b'{"hello": 1}', "not a dop session"),
+    ],
+)
+def test_bad_files_give_clear_errors_and_are_not_overwritten(tmp_path, content, msg):
+    bad = tmp_path / "bad.json"
+    bad.write_bytes(content)
+    with pytest.raises(SessionError, match=msg):
+        load(bad)
+    res = CliRunner().invoke(app, ["show", str(bad)])
+    assert res.exit_code == 2 and msg in res.output.replace("\n", " ")
+    res = CliRunner().invoke(app, ["measure", "--backend", "replay", "--session", str(bad)])
+    assert res.exit_code == 2
+    assert bad.read_bytes() == content
+
+
+def test_missing_file_and_truncated_gzip(tmp_path):
+    with pytest.raises(SessionError, match="no session file"):
+        load(tmp_path / "none.json")
+    good = tmp_path / "s.json.gz"
+    save(_session(), good)
+    trunc = tmp_path / "t.json.gz"
+    trunc.write_bytes(good.read_bytes()[:40])
+    with pytest.raises(SessionError, match="cannot read"):
+        load(trunc)
+
+
+def test_show_json_keys_on_the_bundled_h200_session():
+    res = CliRunner().invoke(app, ["show", str(BUNDLED), "--json"])
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.output)
+    assert d["device"] == "NVIDIA H200"
+    assert set(d["counts"]) == {"ok", "wrong", "timeout", "crash", "compile_error", "invalid", "launch_error"}
+    assert d["counts"]["ok"] > 20000 and len(d["best"]) == 204
+    b = d["best"][0]
+    assert {"scenario", "sketch", "config", "us", "speedup"} <= set(b) and {"vllm", "punica", "torch"} <= set(
+        b["speedup"]
+    )
+
+
+def test_replay_answers_recorded_candidates_and_refuses_the_rest(tmp_path):
+    path = tmp_path / "s.json"
+    save(_session(), path)
+    sess = load(BUNDLED)
+    assert len(sess.scenarios) == 204
+    # replay through the CLI on a scenario of the bundled session: baselines were recorded, random configs
+    # mostly were not, and an unmeasured config is reported as such
+    res = CliRunner().invoke(app, ["measure", "--backend", "replay", "--session", str(BUNDLED), "--op", "shrink",
+                                   "--batch", "64", "--workload", "skewed", "--sample", "3"], env={"COLUMNS": "200"})  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "shrink/baseline/vllm" in res.output and "unmeasured" in res.output
+
+
+def test_measure_interpret_writes_and_extends_a_session(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    path = tmp_path / "m.json"
+    cmd = [sys.executable, "-m", "dop_tui.cli", "measure", "--backend", "interpret", "--h-in", "96", "--h-out", "64",
+           "--op", "shrink", "--rank", "8", "--batch", "3", "--sample", "1", "--session", str(path)]  # fmt: skip
+    for _ in range(2):
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    sess = load(path)
+    assert len(sess.measurements) == 2 * 6 and {m.status for m in sess.measurements} == {"ok"}
+    assert len(sess.scenarios) == 1
+    with gzip.open(BUNDLED) as f:
+        assert json.load(f)["format"] == "dop-session"
