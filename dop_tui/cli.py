@@ -127,19 +127,10 @@ def check(
         scn = scenario_from_flags(model, proj, h_in, h_out, op, rank, batch, workload, dtype)
     except ValueError as exc:
         raise _fail(str(exc)) from None
-    if backend == "interpret":
-        if "triton" in sys.modules and os.environ.get("TRITON_INTERPRET") != "1":
-            raise _fail("triton was imported before the interpreter could be enabled; run `dop check` in a new process")
-        os.environ["TRITON_INTERPRET"] = "1"
-        device = "cpu"
-    elif backend == "gpu":
-        import torch
-
-        if not torch.cuda.is_available():
-            raise _fail("--backend gpu needs a CUDA GPU and none is visible (try --backend interpret)")
-        device = "cuda"
-    else:
+    if backend not in ("interpret", "gpu"):
         raise _fail(f"unknown backend {backend!r}; expected interpret or gpu")
+    _enable_backend(backend)
+    device = "cpu" if backend == "interpret" else "cuda"
 
     from dop_tui.measure.check import check_kernel
     from dop_tui.space import BASELINES, sample_many, sketches_for
