@@ -306,6 +306,40 @@ def show(
     console.print(table)
 
 
+@app.command()
+def calibrate(
+    show_only: Annotated[bool, typer.Option("--show", help="Print the ceilings in use; measure nothing.")] = False,
+) -> None:
+    """Measure the GPU's ceilings (copy bandwidth, bf16 matmul, launch floor in a graph) and cache them."""
+    from dop_tui.measure.calibrate import cache_path, device_spec, launch_floor_us, measure_ceilings, save_spec
+    from dop_tui.space.device import DEVICES
+
+    def table(specs: dict[str, tuple]) -> Table:
+        t = Table(title="device ceilings")
+        for col in ("device", "HBM TB/s", "bf16 TFLOP/s", "SMs", "L2 MB", "launch us", "source"):
+            t.add_column(col)
+        for name, (spec, launch) in specs.items():
+            t.add_row(name, f"{spec.hbm_bytes_per_s / 1e12:.2f}", f"{spec.bf16_flops / 1e12:.0f}", str(spec.sms),
+                      f"{spec.l2_bytes / 2**20:.0f}", f"{launch:.2f}" if launch else "-", spec.source)  # fmt: skip
+        return t
+
+    import torch
+
+    if show_only or not torch.cuda.is_available():
+        names = [torch.cuda.get_device_name()] if torch.cuda.is_available() else list(DEVICES)
+        console.print(table({n: (device_spec(n), launch_floor_us(n)) for n in names}))
+        console.print(f"cache: {cache_path()}")
+        if not show_only:
+            raise _fail("no CUDA GPU is visible: nothing measured; the built-in table above is the fallback", code=1)
+        return
+    name = torch.cuda.get_device_name()
+    with console.status(f"measuring {name}..."):
+        spec, launch_us = measure_ceilings()
+    save_spec(name, spec, launch_us)
+    console.print(table({name: (spec, launch_us)}))
+    console.print(f"cached in {cache_path()}")
+
+
 def tui_main() -> None:
     """Entry point of ``dop-tui``: the workbench is not built yet, so point to the working commands."""
     err.print(

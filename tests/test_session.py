@@ -101,8 +101,9 @@ def test_replay_answers_recorded_candidates_and_refuses_the_rest(tmp_path):
     assert len(sess.scenarios) == 204
     # replay through the CLI on a scenario of the bundled session: baselines were recorded, random configs
     # mostly were not, and an unmeasured config is reported as such
-    res = CliRunner().invoke(app, ["measure", "--backend", "replay", "--session", str(BUNDLED), "--op", "shrink",
-                                   "--batch", "64", "--workload", "skewed", "--sample", "3"], env={"COLUMNS": "200"})  # fmt: skip
+    args = ["measure", "--backend", "replay", "--session", str(BUNDLED), "--op", "shrink", "--batch", "64",
+            "--workload", "skewed", "--sample", "3"]  # fmt: skip
+    res = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
     assert res.exit_code == 0, res.output
     assert "shrink/baseline/vllm" in res.output and "unmeasured" in res.output
 

@@ -49,13 +49,14 @@ def _env() -> dict[str, str]:
 def _scenario_state(scn: Scenario) -> dict[str, Any]:
     import torch
 
+    from dop_tui.measure.calibrate import device_spec
     from dop_tui.measure.timing import make_pool, rotation_copies
     from dop_tui.operands import clone_operands, make_operands
     from dop_tui.reference import reference_loop
-    from dop_tui.space import DEFAULT_DEVICE
 
     if _STATE.get("key") != scn.key:
         _STATE.clear()
+        dev = device_spec(torch.cuda.get_device_name())  # calibrated ceilings when cached, else built-in
         base = make_operands(scn, "cuda", seed=0)
         _STATE.update(
             key=scn.key,
@@ -63,8 +64,9 @@ def _scenario_state(scn: Scenario) -> dict[str, Any]:
             ref=reference_loop(base),
             probe=clone_operands(base),
             start=base.out.clone() if scn.accumulate else torch.full_like(base.out, float("nan")),
-            pool=make_pool(base, rotation_copies(base, DEFAULT_DEVICE.l2_bytes)),
-            env=_env(),
+            pool=make_pool(base, rotation_copies(base, dev.l2_bytes)),
+            dev=dev,
+            env={**_env(), "ceilings": dev.source},
         )
     return _STATE
 
@@ -77,13 +79,12 @@ def _gpu_task(task: tuple[dict, str, dict, dict]) -> dict:
     from dop_tui.measure.roofline import roofline
     from dop_tui.measure.timing import time_do_bench, time_graph
     from dop_tui.reference import TOLERANCE, relative_error
-    from dop_tui.space import DEFAULT_DEVICE
 
     scn_json, kid, cfg, opts = task
     scn = Scenario.from_json(scn_json)
     try:
         st = _scenario_state(scn)
-        rf = roofline(scn, DEFAULT_DEVICE)
+        rf = roofline(scn, st["dev"])
         common = dict(bytes=rf.bytes, flops=rf.flops, floor_us=rf.floor_s * 1e6, env=st["env"])
         st["probe"].out.copy_(st["start"])
         bind(kid, st["probe"], cfg)()
