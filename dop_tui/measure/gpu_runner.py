@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from dop_tui.measure.record import Measurement
-from dop_tui.measure.runners import Request, _invalid, classify_exception
+from dop_tui.measure.runners import Request, classify_exception, invalid_measurement
 from dop_tui.measure.supervise import Status, WorkerPool
 from dop_tui.scenario import Scenario
 
@@ -133,7 +133,7 @@ class GpuRunner:
         out: list[Measurement | None] = [None] * len(requests)
         tasks, where = [], []
         for i, (kid, cfg) in enumerate(requests):
-            bad = _invalid(scn, kid, cfg)
+            bad = invalid_measurement(scn, kid, cfg)
             if bad:
                 out[i] = bad
             else:

@@ -36,7 +36,7 @@ def classify_exception(text: str) -> str:
     return "compile_error" if text.split(":", 1)[0] in compile_markers else "launch_error"
 
 
-def _invalid(scn: Scenario, kid: str, cfg: Mapping[str, int]) -> Measurement | None:
+def invalid_measurement(scn: Scenario, kid: str, cfg: Mapping[str, int]) -> Measurement | None:
     if kid not in SKETCH_BY_ID:
         return None
     reasons = why_invalid(kid, scn, cfg)
@@ -57,7 +57,7 @@ class InterpretRunner:
         rf = roofline(scn, DEFAULT_DEVICE)
         out = []
         for i, (kid, cfg) in enumerate(requests):
-            bad = _invalid(scn, kid, cfg)
+            bad = invalid_measurement(scn, kid, cfg)
             if bad:
                 out.append(bad)
                 continue
