@@ -46,6 +46,14 @@ def _fail(msg: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _scenario(*flags: object) -> Scenario:
+    """The scenario of the shared flags, or exit 2 with the message naming the bad flag."""
+    try:
+        return scenario_from_flags(*flags)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+
+
 def _version(value: bool) -> None:
     if value:
         console.print(f"dop-tui {__version__}")
@@ -77,10 +85,7 @@ def space(
     """Show the sketch tree of a scenario with the number of valid configs per sketch."""
     from dop_tui.space import count_valid, get_sketch
 
-    try:
-        scn = scenario_from_flags(model, proj, h_in, h_out, op, rank, batch, workload, dtype)
-    except ValueError as exc:
-        raise _fail(str(exc)) from None
+    scn = _scenario(model, proj, h_in, h_out, op, rank, batch, workload, dtype)
     counts = count_valid(scn)
     total = sum(counts.values())
     if as_json:
@@ -123,10 +128,7 @@ def check(
 
     The interpreter costs about 2 ms per tile step: on a CPU, pass small shapes (--h-in 512 --h-out 384).
     """
-    try:
-        scn = scenario_from_flags(model, proj, h_in, h_out, op, rank, batch, workload, dtype)
-    except ValueError as exc:
-        raise _fail(str(exc)) from None
+    scn = _scenario(model, proj, h_in, h_out, op, rank, batch, workload, dtype)
     if backend not in ("interpret", "gpu"):
         raise _fail(f"unknown backend {backend!r}; expected interpret or gpu")
     _enable_backend(backend)
@@ -203,10 +205,7 @@ def measure(
     dtype: DtypeOpt = "bf16",
 ) -> None:
     """Measure N random valid configs of every sketch and the baselines; write or extend a session."""
-    try:
-        scn = scenario_from_flags(model, proj, h_in, h_out, op, rank, batch, workload, dtype)
-    except ValueError as exc:
-        raise _fail(str(exc)) from None
+    scn = _scenario(model, proj, h_in, h_out, op, rank, batch, workload, dtype)
     _enable_backend(backend)
     from dop_tui.session.store import Session, SessionError, load, save
 

@@ -139,6 +139,14 @@ def accumulator_registers(bm: str, bn: str) -> Rule:
     return rule
 
 
+def split_has_columns(s: Scenario, c: Mapping[str, int], d: DeviceSpec) -> str | None:
+    """N_SPLIT programs share a projection's column tiles: no more splits than tiles."""
+    tiles = cdiv(max(s.h_outs), c["BLOCK_N"])
+    if c["N_SPLIT"] > tiles:
+        return f"N_SPLIT={c['N_SPLIT']} exceeds the {tiles} column tiles"
+    return None
+
+
 def when(param: str, value: int, rule: Rule) -> Rule:
     """Apply ``rule`` only to configs whose ``param`` equals ``value`` (a structural switch)."""
 
@@ -158,15 +166,6 @@ def fused_tile_registers(s: Scenario, c: Mapping[str, int], d: DeviceSpec) -> st
     if per_thread > 64:
         return f"intermediate and output tiles need {per_thread} fp32 registers per thread (> 64): spills"
     return None
-
-
-def at_least(param: str, minimum: Callable[[Scenario], int], why: str) -> Rule:
-    def rule(s: Scenario, c: Mapping[str, int], d: DeviceSpec) -> str | None:
-        if c[param] < minimum(s):
-            return f"{param}={c[param]} is below {minimum(s)}: {why}"
-        return None
-
-    return rule
 
 
 def _max_len(s: Scenario) -> int:
@@ -350,11 +349,7 @@ SKETCHES: tuple[Sketch, ...] = (
             cap("BLOCK_M", _max_len, DOT_MIN),
             cap("BLOCK_K", _k_dim, 32),
             cap("BLOCK_N", _n_dim, 32),
-            lambda s, c, d: (
-                f"N_SPLIT={c['N_SPLIT']} exceeds the {cdiv(max(s.h_outs), c['BLOCK_N'])} column tiles"
-                if c["N_SPLIT"] > cdiv(max(s.h_outs), c["BLOCK_N"])
-                else None
-            ),
+            split_has_columns,
             dot_smem("BLOCK_M", _rank_block, "BLOCK_K"),
             dot_smem("BLOCK_M", "BLOCK_N", _rank_block),
             fused_tile_registers,
@@ -379,11 +374,7 @@ SKETCHES: tuple[Sketch, ...] = (
             cap("BLOCK_T", _max_len),
             cap("BLOCK_K", _k_dim, 64),
             cap("BLOCK_N", _n_dim, 32),
-            lambda s, c, d: (
-                f"N_SPLIT={c['N_SPLIT']} exceeds the {cdiv(max(s.h_outs), c['BLOCK_N'])} column tiles"
-                if c["N_SPLIT"] > cdiv(max(s.h_outs), c["BLOCK_N"])
-                else None
-            ),
+            split_has_columns,
             fma_registers("BLOCK_T", _fma_rank, "BLOCK_K"),
             fma_registers("BLOCK_T", "BLOCK_N", _fma_rank),
         ),
