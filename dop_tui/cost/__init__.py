@@ -1,0 +1,1 @@
+"""The learned cost model: candidate features, an XGBoost ranker, accuracy metrics."""

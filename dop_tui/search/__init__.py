@@ -1,0 +1,1 @@
+"""Search strategies over the space and the tuning loop that yields events."""

@@ -1,0 +1,84 @@
+"""The tuning loop's events: immutable records, the one stream that the workbench and ``--batch`` consume.
+
+A job yields, in order: ``JobStarted``; per round ``RoundStarted``, ``CandidatesProposed`` (one per scenario
+the scheduler picked), ``Measured``, ``ModelRetrained``, ``NewBest`` (when a scenario's best time drops) and
+``RoundDone``; finally ``Finished``. Baselines are measured in round 0, before the search proper. Events hold
+plain data only (no live objects), so a consumer may keep them, send them across threads or print them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from dop_tui.cost.metrics import ModelMetrics
+from dop_tui.measure.record import Measurement
+from dop_tui.space import Candidate
+
+
+@dataclass(frozen=True)
+class JobStarted:
+    job: dict
+    scenarios: tuple[str, ...]  # Scenario keys, in job order
+    budget: int  # measurements the search may spend (baselines not counted)
+    strategy: str
+    runner: str  # "gpu", "replay of <file>", "interpret"
+    device: str
+    resumed_from_round: int = 0
+
+
+@dataclass(frozen=True)
+class RoundStarted:
+    round: int
+    scenarios: tuple[str, ...]  # the scenarios this round spends measurements on
+    budget_used: int
+
+
+@dataclass(frozen=True)
+class CandidatesProposed:
+    round: int
+    scenario: str
+    candidates: tuple[Candidate, ...]  # to be measured this round, best predicted first
+    predicted: tuple[float, ...]  # the model's score per candidate (higher is faster), same order
+    population: tuple[tuple[str, int], ...] = ()  # sketch id -> members in the evolved population
+    population_scores: tuple[float, ...] = ()  # predicted score of every population member
+
+
+@dataclass(frozen=True)
+class Measured:
+    round: int
+    scenario: str
+    measurements: tuple[Measurement, ...]
+    predicted: tuple[float | None, ...] = ()  # same order; None for baselines and unscored requests
+
+
+@dataclass(frozen=True)
+class ModelRetrained:
+    round: int
+    n_train: int  # timed measurements the model now learns from
+    metrics: ModelMetrics | None  # on this round's measurements, before training on them (None: untrained)
+
+
+@dataclass(frozen=True)
+class NewBest:
+    round: int
+    scenario: str
+    measurement: Measurement
+    previous_us: float | None
+
+
+@dataclass(frozen=True)
+class RoundDone:
+    round: int
+    budget_used: int
+    elapsed_s: float
+
+
+@dataclass(frozen=True)
+class Finished:
+    reason: str  # "budget", "stopped", "exhausted" (nothing left to measure)
+    budget_used: int
+    elapsed_s: float
+    best: tuple[Measurement, ...] = field(default=())  # best per scenario
+
+
+Event = JobStarted | RoundStarted | CandidatesProposed | Measured | ModelRetrained | NewBest | RoundDone | Finished
