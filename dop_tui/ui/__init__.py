@@ -1,0 +1,1 @@
+"""The Textual workbench (imports textual; nothing outside dop_tui.ui does)."""
