@@ -2,8 +2,12 @@
 
 Format (JSON, gzip-compressed when the name ends in ``.gz``)::
 
-    {"format": "dop-session", "version": 1, "job": {...}, "device": "NVIDIA H200",
-     "env": {...}, "scenarios": {key: Scenario JSON}, "measurements": [Measurement JSON, ...]}
+    {"format": "dop-session", "version": 2, "job": {...}, "device": "NVIDIA H200",
+     "env": {...}, "scenarios": {key: Scenario JSON}, "measurements": [Measurement JSON, ...],
+     "rounds": [{"round": 1, "budget_used": 16, "elapsed_s": 2.1, "n_train": 40, "metrics": {...}}, ...],
+     "finished": "budget"}
+
+Version 1 (no rounds) still reads. ``finished`` is empty while a job runs or after it was killed.
 
 Writes go to a temporary file in the same folder, then ``os.replace``: a crash leaves the old file whole.
 A malformed, truncated or newer-version file raises ``SessionError`` naming the problem; nothing
@@ -24,7 +28,7 @@ from dop_tui.measure.record import Measurement
 from dop_tui.scenario import Scenario
 
 FORMAT = "dop-session"
-VERSION = 1
+VERSION = 2
 
 
 class SessionError(ValueError):
@@ -38,6 +42,8 @@ class Session:
     env: dict[str, str] = field(default_factory=dict)
     scenarios: dict[str, Scenario] = field(default_factory=dict)
     measurements: list[Measurement] = field(default_factory=list)
+    rounds: list[dict[str, Any]] = field(default_factory=list)  # per search round: budget, time, model metrics
+    finished: str = ""  # why the job ended ("budget", "stopped", "exhausted"); empty while running or killed
 
     def add(self, scn: Scenario, measurements: list[Measurement]) -> None:
         self.scenarios.setdefault(scn.key, scn)
@@ -52,6 +58,8 @@ class Session:
             "env": self.env,
             "scenarios": {k: s.to_json() for k, s in self.scenarios.items()},
             "measurements": [m.to_json() for m in self.measurements],
+            "rounds": self.rounds,
+            "finished": self.finished,
         }
 
     @classmethod
@@ -64,9 +72,13 @@ class Session:
         try:
             scenarios = {k: Scenario.from_json(v) for k, v in d.get("scenarios", {}).items()}
             measurements = [Measurement.from_json(m) for m in d.get("measurements", [])]
+            rounds = d.get("rounds", [])
+            if not isinstance(rounds, list) or not all(isinstance(r, dict) and "round" in r for r in rounds):
+                raise ValueError("'rounds' must be a list of objects with a 'round'")
         except (TypeError, ValueError, KeyError) as exc:
             raise SessionError(f"malformed session: {exc}") from None
-        return cls(d.get("job", {}), d.get("device", ""), d.get("env", {}), scenarios, measurements)
+        return cls(d.get("job", {}), d.get("device", ""), d.get("env", {}), scenarios, measurements, rounds,
+                   str(d.get("finished", "")))  # fmt: skip
 
 
 def load(path: str | Path) -> Session:

@@ -1,0 +1,110 @@
+"""Running a tuning job: open the runner it names, run the loop, record the session after every round.
+
+One function, ``job_events``, serves both consumers of the event stream: ``--batch`` (``dop_tui.batch``)
+and the workbench (``dop_tui.ui``). It never imports textual.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from dop_tui.job import Job, JobError, job_from_mapping, load_job
+from dop_tui.search.events import Event
+from dop_tui.session.recorder import Recorder
+from dop_tui.session.store import Session, SessionError, load
+
+SESSIONS_DIR = Path(__file__).resolve().parent.parent / "sessions"
+DEFAULT_REPLAY_JOB = SESSIONS_DIR / "replay-h200.toml"
+
+
+def gpu_available() -> bool:
+    """True when torch sees a CUDA GPU."""
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def default_replay_job() -> Job:
+    """The bundled H200 dataset in replay: what a machine without a GPU opens."""
+    return load_job(DEFAULT_REPLAY_JOB)
+
+
+def resume_job(path: str | Path) -> tuple[Job, Session]:
+    """The job and the measurements of a session written by an earlier run; ``SessionError`` if it is not one."""
+    session = load(path)
+    if "ops" not in session.job:
+        raise SessionError(f"{path} was not written by a tuning job (it has no job to resume)")
+    try:
+        return job_from_mapping(session.job), session
+    except JobError as exc:
+        raise SessionError(f"{path}: its job is invalid: {exc}") from None
+
+
+@contextlib.contextmanager
+def open_runner(job: Job) -> Iterator[tuple[Any, str, str]]:
+    """``(runner, label, device)`` for the job's backend; ``RuntimeError`` when a GPU job finds no GPU."""
+    if job.backend == "replay":
+        from dop_tui.measure.runners import ReplayRunner
+
+        recorded = load(job.replay_path())
+        yield ReplayRunner(recorded.measurements), f"replay of {job.replay_path().name}", recorded.device
+    elif job.backend == "interpret":
+        if "triton" in sys.modules and os.environ.get("TRITON_INTERPRET") != "1":
+            raise RuntimeError("triton was imported before the interpreter could be enabled; run in a new process")
+        os.environ["TRITON_INTERPRET"] = "1"
+        from dop_tui.measure.runners import InterpretRunner
+
+        yield InterpretRunner(job.seed), "interpret", "CPU (Triton interpreter, correctness only)"
+    else:
+        if not gpu_available():
+            raise RuntimeError('this job\'s backend is gpu, but no CUDA GPU is visible (try backend = "replay")')
+        import torch
+
+        from dop_tui.measure.gpu_runner import GpuRunner
+
+        with GpuRunner() as runner:
+            yield runner, "gpu", torch.cuda.get_device_name()
+
+
+def _warm_model(job: Job) -> Any:
+    from dop_tui.cost.model import CostModel
+
+    if not job.warm_start:
+        return None
+    path = job.resolve(job.warm_start)
+    if not path.exists():
+        raise JobError(f"warm_start: no file at {path}")
+    return CostModel.from_session(load(path)) if ".json" in path.name else CostModel.load(path)
+
+
+def job_events(
+    job: Job | None, *, output: Path | None, resume: Path | None = None, controls: Any = None
+) -> Iterator[Event]:
+    """Run ``job`` (or the job of the session ``resume``) and yield its events; the session is written to
+    ``output`` (default: the resumed file) after every round. ``JobError``/``SessionError`` for bad input."""
+    from dop_tui.search.loop import tune
+
+    prior = Session()
+    if resume is not None:
+        resumed, prior = resume_job(resume)
+        job = job or resumed
+        output = output or resume
+    if job is None:
+        raise JobError("no job: give a job file or a session to resume")
+    scenarios = job.scenarios()
+    session = Session(job=job.to_mapping(), device=prior.device, env=prior.env, measurements=list(prior.measurements),
+                      rounds=list(prior.rounds))  # fmt: skip
+    recorder = Recorder(session, {s.key: s for s in scenarios}, output)
+    model = _warm_model(job)
+    with open_runner(job) as (runner, label, device):
+        events = tune(scenarios, runner, budget=job.budget, strategy=job.strategy, seed=job.seed, model=model,
+                      prior=tuple(prior.measurements), controls=controls, job=job.to_mapping(), runner_label=label,
+                      device=device)  # fmt: skip
+        for ev in events:
+            recorder(ev)
+            yield ev
