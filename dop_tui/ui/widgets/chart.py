@@ -1,0 +1,45 @@
+"""Base of the workbench charts: a textual-plotext plot that draws from plain data and caches its frame."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import RenderResult
+from textual_plotext import PlotextPlot
+from textual_plotext.plot import Plot
+
+
+class Chart(PlotextPlot):
+    """Subclasses implement ``draw`` and call ``redraw`` when their data changes.
+
+    Plotext rebuilds the whole figure on every render; a frame is kept until the data, the size or the
+    theme changes, so focus changes and unrelated refreshes cost nothing.
+    """
+
+    can_focus = True
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._version = 0
+        self._frame: tuple[tuple, RenderResult] | None = None
+
+    def draw(self, plt: Plot) -> None:
+        """Draw the current data on a cleared figure."""
+        raise NotImplementedError
+
+    def legend(self, width: int) -> str:
+        """Content markup for the pane's subtitle, at most ``width`` cells when possible."""
+        return ""
+
+    def redraw(self) -> None:
+        self._version += 1
+        self.refresh()
+
+    def render(self) -> RenderResult:
+        key = (self.size, self._version, self.app.theme)
+        if self._frame is None or self._frame[0] != key:
+            self.plt.clear_figure()
+            if self.size.width < 12 or self.size.height < 5:
+                return Text("(too small)", style="dim")
+            self.draw(self.plt)
+            self._frame = (key, super().render())
+        return self._frame[1]

@@ -1,0 +1,54 @@
+"""Population fitness per round: measured best and median, predicted best and median, best so far."""
+
+from __future__ import annotations
+
+from textual_plotext.plot import Plot
+
+from dop_tui.ui.state import FitnessView
+from dop_tui.ui.widgets.chart import Chart
+
+BASELINE_COLORS = ("red", "magenta", "orange", "gray")
+
+
+class FitnessChart(Chart):
+    """Left axis: measured speedup over each scenario's best baseline (for the best-so-far line, the
+    geomean over the scenarios measured so far), with the named baselines as horizontal lines. Right axis:
+    the cost model's score of the candidates proposed each round (higher is faster)."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.view: FitnessView | None = None
+
+    def show(self, view: FitnessView) -> None:
+        if view != self.view:
+            self.view = view
+            self.redraw()
+
+    def legend(self, width: int) -> str:
+        long = (
+            "[ansi_bright_green]━[/] best so far  [ansi_cyan]•[/] round best  [ansi_bright_blue]·[/] median  "
+            "[ansi_yellow]━[/][ansi_red]━[/] predicted best, median (right)"
+        )
+        short = "[ansi_bright_green]━[/]best [ansi_cyan]•[/]round [ansi_bright_blue]·[/]median [ansi_yellow]━[/]pred"
+        return long if width >= 96 else short
+
+    def draw(self, plt: Plot) -> None:
+        v = self.view
+        if v is None or not v.rounds:
+            plt.title("no measured round yet")
+            return
+        xs = v.rounds
+        for (name, ratio), color in zip(v.baselines.items(), BASELINE_COLORS, strict=False):
+            plt.hline(ratio, color=color)
+            plt.text(name, x=xs[0], y=ratio, color=color, alignment="left")
+        if v.predicted_rounds:
+            plt.plot(v.predicted_rounds, v.predicted_best, yside="right", color="yellow", marker="braille")
+            plt.plot(v.predicted_rounds, v.predicted_median, yside="right", color="red", marker="braille")
+        plt.scatter(xs, v.measured_median, color="blue+", marker="·")
+        plt.scatter(xs, v.measured_best, color="cyan", marker="•")
+        plt.plot(xs, v.best_so_far, color="green+", marker="braille")
+        plt.xlabel("round")
+        plt.ylabel("x best baseline")
+        plt.yfrequency(4)
+        plt.yfrequency(3, yside="right")
+        plt.xfrequency(min(6, len(xs)))

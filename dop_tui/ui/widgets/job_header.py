@@ -1,0 +1,71 @@
+"""The header: job, device or replay source, state, budget progress, elapsed time and rate."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import ProgressBar, Static
+
+from dop_tui.ui.state import HeaderView
+
+STATE_STYLE = {
+    "idle": "dim",
+    "starting": "bold cyan",
+    "running": "bold green",
+    "paused": "bold yellow",
+    "stopping": "bold yellow",
+    "finished": "bold blue",
+    "failed": "bold red",
+}
+
+
+def clock(seconds: float) -> str:
+    """``m:ss`` under an hour, ``h:mm:ss`` above."""
+    s = int(seconds)
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+class JobHeader(Vertical):
+    """Two lines: what runs where, then how far it got."""
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="header-top"):
+            yield Static(id="header-title")
+            yield Static(id="header-state")
+        with Horizontal(id="header-progress"):
+            yield Static("budget", id="header-budget-label")
+            yield ProgressBar(total=None, show_eta=False, id="header-budget")
+            yield Static(id="header-stats")
+
+    def show(self, view: HeaderView, elapsed_s: float, note: str = "") -> None:
+        """Render ``view``; ``elapsed_s`` is the live clock while a job runs, ``note`` a reason such as
+        "finished (budget)"."""
+        title = Text(no_wrap=True, overflow="ellipsis")
+        title.append(" dop-tui ", style="bold reverse")
+        if view.runner.startswith("replay"):
+            title.append("  REPLAY ", style="bold black on yellow")
+            source = view.runner.removeprefix("replay of ").strip()
+            title.append(f" {source} ({view.device or 'unnamed device'})", style="yellow")
+        elif view.runner:
+            title.append(f"  {view.runner.upper()} ", style="bold black on green")
+            title.append(f" {view.device}")
+        title.append(f"  {view.job or 'no job'}", style="bold")
+        self.query_one("#header-title", Static).update(title)
+        state = Text(f"● {note or view.state}", style=STATE_STYLE.get(view.state, ""))
+        if view.round:
+            state.append(f"  round {view.round} ", style="bold")
+        self.query_one("#header-state", Static).update(state)
+
+        bar = self.query_one("#header-budget", ProgressBar)
+        bar.update(total=view.budget or None, progress=min(view.budget_used, view.budget))
+        stats = Text(no_wrap=True, overflow="ellipsis")
+        stats.append(f" {view.budget_used}/{view.budget or '?'} measured", style="bold")
+        rate = view.budget_used / elapsed_s * 60 if elapsed_s > 0 else None
+        stats.append(f" · {clock(elapsed_s)} · " + (f"{rate:,.0f}/min" if rate else "-/min"))
+        stats.append(f" · {view.scenarios} scenarios")
+        if view.best_speedup:
+            stats.append(" · ")
+            stats.append(f"{view.best_speedup:.2f}x", style="bold green" if view.best_speedup >= 1 else "bold red")
+            stats.append(" vs the best baseline (geomean)")
+        self.query_one("#header-stats", Static).update(stats)

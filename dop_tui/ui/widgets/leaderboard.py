@@ -1,0 +1,144 @@
+"""The leaderboard: the fastest candidates of a scenario (or the best of each), against the baselines."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import DataTable, Select, Static
+
+from dop_tui.ui.messages import ScopeChanged
+from dop_tui.ui.state import LeaderRow, scenario_label, scenario_labels, short_config
+
+ALL = "*"  # the picker's "every scenario" value (Select needs a non-blank value)
+WIDTHS = {"#": 3, "sketch": 13, "config": 30, "us": 6, "vs best": 7, "floor": 5}  # cells, padding aside
+
+
+class Leaderboard(Vertical):
+    """A scenario picker, a table and a detail line for the highlighted row."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.rows: list[LeaderRow] = []
+        self.labels: dict[str, str] = {}
+        self._columns: tuple[str, ...] = ()
+
+    def compose(self) -> ComposeResult:
+        yield Select(
+            [("every scenario: the best of each", ALL)],
+            value=ALL,
+            allow_blank=False,
+            compact=True,
+            id="scenario-picker",
+        )
+        yield DataTable(cursor_type="row", zebra_stripes=True, id="leaderboard-table")
+        yield Static(id="leaderboard-detail")
+
+    @property
+    def scenario(self) -> str:
+        value = self.query_one("#scenario-picker", Select).value
+        return "" if value in (ALL, Select.NULL) else str(value)
+
+    def set_scenarios(self, keys: tuple[str, ...]) -> None:
+        """Offer the job's scenarios in the picker (resets it to every scenario)."""
+        if tuple(self.labels) == keys:
+            return
+        self.labels = scenario_labels(keys)
+        picker = self.query_one("#scenario-picker", Select)
+        with picker.prevent(Select.Changed):
+            picker.set_options([("every scenario: the best of each", ALL)] + [(scenario_label(k), k) for k in keys])
+            picker.value = ALL
+
+    def pick(self, scenario: str) -> None:
+        self.query_one("#scenario-picker", Select).value = scenario or ALL
+
+    def step(self, delta: int) -> None:
+        """Move the picker to the previous or next scenario (wrapping through "every scenario")."""
+        picker = self.query_one("#scenario-picker", Select)
+        values = [v for _, v in picker._options]
+        i = values.index(picker.value) if picker.value in values else 0
+        picker.value = values[(i + delta) % len(values)]
+
+    @on(Select.Changed, "#scenario-picker")
+    def _picked(self, event: Select.Changed) -> None:
+        event.stop()
+        self.post_message(ScopeChanged(scenario=self.scenario))
+
+    def _fit(self, one: bool, baselines: list[str]) -> tuple[str, ...]:
+        """The columns that fit: the essentials, then the config, then one column per baseline (instead of
+        the speedup over the best one)."""
+        first = "#" if one else "scenario"
+        widths = {**WIDTHS, "scenario": max(map(len, self.labels.values()), default=8), **{b: 6 for b in baselines}}
+
+        def fits(cols: tuple[str, ...]) -> bool:
+            return sum(widths[c] + 2 for c in cols) <= self.size.width
+
+        cols = (first, "sketch", "us", "vs best", "floor")
+        if fits(with_config := (first, "sketch", "config", "us", "vs best", "floor")):
+            cols = with_config
+        per_baseline = (*(c for c in cols if c not in ("vs best", "floor")), *baselines, "floor")
+        return per_baseline if baselines and fits(per_baseline) else cols
+
+    def show(self, rows: list[LeaderRow], baselines: list[str]) -> None:
+        table = self.query_one(DataTable)
+        one = bool(self.scenario)
+        columns = self._fit(one, baselines)
+        if rows == self.rows and columns == self._columns:
+            return
+        cursor = table.cursor_row
+        table.clear(columns=columns != self._columns)
+        if columns != self._columns:
+            for c in columns:
+                table.add_column(c, key=c)
+            self._columns = columns
+        self.rows = rows
+        for i, r in enumerate(rows):
+            table.add_row(*(self._cell(c, i, r) for c in columns), key=str(i))
+        if rows:
+            table.move_cursor(row=min(cursor, len(rows) - 1))
+        self._detail(table.cursor_row)
+
+    def _cell(self, column: str, i: int, r: LeaderRow) -> str | Text:
+        if column == "#":
+            return str(i + 1)
+        if column == "scenario":
+            return self.labels.get(r.scenario, r.scenario)
+        if column == "sketch":
+            return r.kernel.split("/", 1)[1]
+        if column == "config":
+            return short_config(r.config)
+        if column == "us":
+            return Text(f"{r.us:.2f}", justify="right")
+        if column == "floor":
+            return Text(f"{r.floor_fraction:.0%}" if r.floor_fraction is not None else "-", justify="right")
+        x = min(r.speedup.values(), default=None) if column == "vs best" else r.speedup.get(column)
+        if x is None:
+            return Text("-", style="dim", justify="right")
+        return Text(f"{x:.2f}x", style="green" if x >= 1 else "red", justify="right")
+
+    @on(DataTable.RowHighlighted, "#leaderboard-table")
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._detail(event.cursor_row)
+
+    def _detail(self, i: int) -> None:
+        detail = self.query_one("#leaderboard-detail", Static)
+        if not 0 <= i < len(self.rows):
+            detail.update(Text("no timed candidate in this view yet", style="dim"))
+            return
+        r = self.rows[i]
+        m = r.measurement
+        head = Text(no_wrap=True, overflow="ellipsis")
+        head.append(f"{scenario_label(r.scenario)}  ", style="bold")
+        spread = f" ({m.us_min:.2f}-{m.us_max:.2f})" if m.us_min is not None and m.us_max is not None else ""
+        head.append(f"{r.us:.2f} us{spread}")
+        for name, x in r.speedup.items():
+            head.append(f"  {x:.2f}x {name}", style="green" if x >= 1 else "red")
+        head.append(f"  round {r.round}  {m.method}", style="dim")
+        body = Text(no_wrap=True, overflow="ellipsis")
+        body.append(f"{r.kernel} ", style="bold")
+        body.append(" ".join(f"{k}={v}" for k, v in sorted(r.config.items())), style="cyan")
+        if m.gbps is not None:
+            body.append(f"  {m.gbps:,.0f} GB/s", style="dim")
+        text = Text("\n", no_wrap=True, overflow="ellipsis").join([head, body])
+        detail.update(text)
