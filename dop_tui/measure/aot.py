@@ -103,8 +103,8 @@ def _signature(
     return sig, const, attrs
 
 
-def compile_launches(recorded: list[tuple[Any, tuple, dict]]) -> list[CompiledLaunch]:
-    """Compile every launch in ``recorded`` for sm_90 and report its resources."""
+def compile_launches(recorded: list[tuple[Any, tuple, dict]], capability: int = 90) -> list[CompiledLaunch]:
+    """Compile every launch in ``recorded`` for ``sm_<capability>`` and report its resources."""
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
@@ -115,20 +115,61 @@ def compile_launches(recorded: list[tuple[Any, tuple, dict]]) -> list[CompiledLa
         opts = {k: kw.pop(k) for k in ("num_warps", "num_stages") if k in kw}
         sig, const, attrs = _signature(fn, args, kw)
         src = ASTSource(fn, sig, constexprs=const, attrs=attrs)
-        k = triton.compile(src, target=GPUTarget("cuda", 90, 32), options=opts)
+        k = triton.compile(src, target=GPUTarget("cuda", capability, 32), options=opts)
         regs, local = _resource_usage(k.asm["cubin"])
         out.append(CompiledLaunch(fn.__name__, regs, local, int(k.metadata.shared), int(k.metadata.num_warps)))
     return out
 
 
-def compile_kernel(kernel_id: str, scn: Any, config: Mapping[str, int] | None = None) -> list[CompiledLaunch]:
-    """Bind ``kernel_id`` on CPU operands of ``scn``, record its launches and compile them for sm_90."""
+class _CompileOnlyDriver:
+    """Stands in for the GPU driver in a process without a GPU: the JIT asks it only for the device, the stream
+    and the target before compiling, and a warm-up run launches nothing."""
+
+    def __init__(self, capability: int) -> None:
+        from triton.backends.compiler import GPUTarget
+
+        self.target = GPUTarget("cuda", capability, 32)
+
+    def get_current_device(self) -> int:
+        return 0
+
+    def get_current_stream(self, device: int | None = None) -> int:
+        return 0
+
+    def get_current_target(self) -> Any:
+        return self.target
+
+
+def warm_jit_cache(recorded: list[tuple[Any, tuple, dict]], capability: int) -> None:
+    """Compile ``recorded`` launches through the JIT itself (warm-up runs), without a GPU, for
+    ``sm_<capability>``: the kernels land in Triton's on-disk cache under exactly the keys the JIT computes when
+    it launches them on the GPU later, which then only loads the binaries."""
+    from triton.runtime.driver import driver
+
+    driver.set_active(_CompileOnlyDriver(capability))
+    try:
+        for fn, args, kwargs in recorded:
+            fn.run(*args, grid=(1,), warmup=True, **kwargs)
+    finally:
+        driver._active = None  # back to the real driver, created on first use (none exists without a GPU)
+
+
+def record_kernel(kernel_id: str, scn: Any, config: Mapping[str, int] | None = None) -> list[tuple[Any, tuple, dict]]:
+    """The Triton launches ``kernel_id`` makes on CPU operands of ``scn`` (none for a torch baseline)."""
     from dop_tui.measure.launch import bind
     from dop_tui.operands import make_operands
 
     ops = make_operands(scn, device="cpu")
     with recording_launches() as recorded:
         bind(kernel_id, ops, config)()
+    return recorded
+
+
+def compile_kernel(
+    kernel_id: str, scn: Any, config: Mapping[str, int] | None = None, capability: int = 90
+) -> list[CompiledLaunch]:
+    """Record ``kernel_id``'s launches on CPU operands of ``scn`` and compile them for ``sm_<capability>``."""
+    recorded = record_kernel(kernel_id, scn, config)
     if not recorded:
         raise RuntimeError(f"{kernel_id} launched no Triton kernel")
-    return compile_launches(recorded)
+    return compile_launches(recorded, capability)

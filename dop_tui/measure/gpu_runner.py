@@ -1,6 +1,8 @@
 """GPU runner: check, then time, each request in supervised GPU worker processes.
 
-One worker process per visible GPU (``CUDA_VISIBLE_DEVICES`` pinned in its init), fed by
+Before the GPU sees a request, a pool of CPU processes compiles it into Triton's cache
+(``compile_pool.CompilePool``; ``prefetch`` lets the next scenario compile while this one is measured). Then
+one worker process per visible GPU (``CUDA_VISIBLE_DEVICES`` pinned in its init), fed by
 ``supervise.WorkerPool``: a kernel that hangs is killed after ``timeout_s`` (``timeout``), one that faults
 takes its worker down (``crash``; a CUDA error poisons the context, so the worker exits on purpose and
 is replaced), and the rest of the batch goes on. In a worker, per scenario: random operands, the float64
@@ -18,9 +20,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Sequence
 from typing import Any
 
+from dop_tui.measure.compile_pool import CompilePool
 from dop_tui.measure.record import Measurement
 from dop_tui.measure.runners import Request, classify_exception, invalid_measurement
 from dop_tui.measure.supervise import Status, WorkerPool
@@ -86,16 +90,19 @@ def _gpu_task(task: tuple[dict, str, dict, dict]) -> dict:
         st = _scenario_state(scn)
         rf = roofline(scn, st["dev"])
         common = dict(bytes=rf.bytes, flops=rf.flops, floor_us=rf.floor_s * 1e6, env=st["env"])
+        t0 = time.perf_counter()
         st["probe"].out.copy_(st["start"])
         bind(kid, st["probe"], cfg)()
         torch.cuda.synchronize()
         err = relative_error(st["probe"].out, st["ref"])
+        t_check = time.perf_counter() - t0
         if not err <= TOLERANCE[scn.dtype]:
             return Measurement(scn.key, kid, cfg, "wrong", rel_error=err, **common).to_json()
         g = time_graph(kid, st["pool"], cfg, calls=opts.get("calls", 100), replays=opts.get("replays", 7))
-        msg = ""
+        t_graph = time.perf_counter() - t0 - t_check
+        msg = f"worker: check {t_check:.2f} s (load or compile included), graph {t_graph:.2f} s"
         if opts.get("do_bench", True):
-            msg = f"do_bench (L2 flushed, launch included): {time_do_bench(kid, st['base'], cfg).us:.2f} us"
+            msg = f"do_bench (L2 flushed, launch included): {time_do_bench(kid, st['base'], cfg).us:.2f} us; " + msg
         return Measurement(
             scn.key, kid, cfg, "ok", us=g.us, us_min=g.us_min, us_max=g.us_max, method=g.method,
             rel_error=err, message=msg, **common,
@@ -114,20 +121,30 @@ class GpuRunner:
 
     def __init__(
         self, workers: int | None = None, timeout_s: float = 120.0, calls: int = 100, replays: int = 7,
-        do_bench: bool = True, task_fn: Any = _gpu_task,
+        do_bench: bool = True, task_fn: Any = _gpu_task, compile_workers: int | None = None,
     ) -> None:  # fmt: skip
-        """``task_fn`` replaces the worker's task (test harnesses wrap ``_gpu_task`` to add fault kernels)."""
-        if workers is None:
-            import torch
+        """``task_fn`` replaces the worker's task (test harnesses wrap ``_gpu_task`` to add fault kernels);
+        ``compile_workers`` CPU processes compile ahead (default: the CPU cores not driving a GPU; 0: none)."""
+        import torch
 
+        if workers is None:
             workers = torch.cuda.device_count()
         if workers < 1:
             raise RuntimeError("the GPU runner needs a CUDA GPU and none is visible")
+        if compile_workers is None:
+            compile_workers = max(1, (os.cpu_count() or 2) - workers)
+        major, minor = torch.cuda.get_device_capability()
+        self.compiler = CompilePool(compile_workers, 10 * major + minor) if compile_workers else None
         self.opts = {"calls": calls, "replays": replays, "do_bench": do_bench}
         init_args = None  # init(slot) pins the worker to GPU `slot`
         self.pool = WorkerPool(task_fn, workers=workers, init=_pin_gpu, init_args_per_worker=init_args,
                                timeout_s=timeout_s)  # fmt: skip
         self.pool.start()
+
+    def prefetch(self, scn: Scenario, requests: Sequence[Request]) -> None:
+        """Start compiling ``requests`` on the CPU pool; a later ``measure`` of them waits less."""
+        if self.compiler:
+            self.compiler.submit(scn, [(k, c) for k, c in requests if not invalid_measurement(scn, k, c)])
 
     def measure(self, scn: Scenario, requests: Sequence[Request]) -> list[Measurement]:
         out: list[Measurement | None] = [None] * len(requests)
@@ -139,6 +156,8 @@ class GpuRunner:
             else:
                 tasks.append((scn.to_json(), kid, dict(cfg), self.opts))
                 where.append(i)
+        if self.compiler:
+            self.compiler.wait(scn, [(t[1], t[2]) for t in tasks])
         for o in self.pool.map(tasks):
             i = where[o.index]
             kid, cfg = requests[i]
@@ -158,6 +177,8 @@ class GpuRunner:
 
     def close(self) -> None:
         self.pool.close()
+        if self.compiler:
+            self.compiler.close()
 
     def __enter__(self) -> GpuRunner:
         return self

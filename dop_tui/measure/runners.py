@@ -19,7 +19,7 @@ from dop_tui.measure.check import check_kernel
 from dop_tui.measure.record import Measurement
 from dop_tui.measure.roofline import roofline
 from dop_tui.scenario import Scenario
-from dop_tui.space import DEFAULT_DEVICE, SKETCH_BY_ID, why_invalid
+from dop_tui.space import DEFAULT_DEVICE, SKETCH_BY_ID, Candidate, why_invalid
 
 Request = tuple[str, Mapping[str, int]]
 
@@ -83,11 +83,21 @@ class ReplayRunner:
 
     def __init__(self, records: Iterable[Measurement]) -> None:
         self._by_key: dict[tuple, Measurement] = {}
+        self._sketches: dict[str, list[Candidate]] = {}
         for m in records:
-            self._by_key.setdefault(m.key, m)  # the first record of a candidate is the one replayed
+            if m.key in self._by_key:
+                continue  # the first record of a candidate is the one replayed
+            self._by_key[m.key] = m
+            if m.kernel in SKETCH_BY_ID:
+                self._sketches.setdefault(m.scenario, []).append(Candidate.make(m.kernel, m.config))
 
     def __len__(self) -> int:
         return len(self._by_key)
+
+    def candidates(self, scn: Scenario) -> tuple[Candidate, ...]:
+        """The recorded sketch candidates of ``scn`` (any status), in record order: a search that stays inside
+        them never asks for an answer that does not exist (Kernel Tuner's simulation mode)."""
+        return tuple(self._sketches.get(scn.key, ()))
 
     def measure(self, scn: Scenario, requests: Sequence[Request]) -> list[Measurement]:
         out = []
