@@ -30,6 +30,7 @@ from dop_tui.cli_scenario import (
     WorkloadOpt,
     scenario_from_flags,
 )
+from dop_tui.cli_tune import tune
 
 app = typer.Typer(
     help="dop: auto-tuning of SGMV multi-LoRA kernels in Triton (after Dop, AAAI 2025).",
@@ -339,13 +340,7 @@ def calibrate(
     console.print(f"cached in {cache_path()}")
 
 
-def tui_main() -> None:
-    """Entry point of ``dop-tui``: the workbench is not built yet, so point to the working commands."""
-    err.print(
-        "dop-tui: the interactive workbench is not built yet (see the issue tracker).\n"
-        "Use `dop space` and `dop check` (dop --help) meanwhile."
-    )
-    raise SystemExit(2)
+app.command()(tune)
 
 
 if __name__ == "__main__":

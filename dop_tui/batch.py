@@ -1,0 +1,93 @@
+"""Headless consumer of the tuning loop's events (``--batch``): rich progress, a final table, the session file.
+
+Never imports textual. Exit codes: 0 done; 1 the run failed (no GPU for a GPU job, a runner error); 2 bad
+input (invalid job file, unreadable session); 130 interrupted (the session holds every finished round).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from dop_tui.job import Job, JobError
+from dop_tui.jobrun import job_events
+from dop_tui.search.events import Finished, JobStarted, Measured, ModelRetrained, NewBest, RoundDone
+from dop_tui.session.store import Session, SessionError
+from dop_tui.session.summary import best_per_scenario
+
+
+def default_output(job: Job) -> Path:
+    """Where a job's session goes when ``-o`` is not given: ``<job file stem>.session.json.gz`` here."""
+    stem = Path(job.source).stem if job.source else "dop"
+    return Path(f"{stem}.session.json.gz")
+
+
+def run_batch(job: Job | None, *, output: Path | None, resume: Path | None, console: Console) -> int:
+    """Run the job headless; returns the exit code."""
+    if output is None and resume is None and job is not None:
+        output = default_output(job)
+    seen = Session()
+    started = time.monotonic()
+    last_metrics = ""
+    finished: Finished | None = None
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        TextColumn("{task.fields[note]}"), console=console, transient=False)  # fmt: skip
+    try:
+        with progress:
+            task = progress.add_task("starting", total=None, note="")
+            for ev in job_events(job, output=output, resume=resume):
+                if isinstance(ev, JobStarted):
+                    output = output or resume
+                    progress.update(task, total=ev.budget, description=f"{ev.strategy} on {ev.runner}")
+                    console.print(f"[bold]{ev.job.get('name', 'job')}[/]: {len(ev.scenarios)} scenarios, "
+                                  f"budget {ev.budget} measurements, {ev.runner} ({ev.device})")  # fmt: skip
+                elif isinstance(ev, Measured):
+                    seen.measurements.extend(ev.measurements)
+                elif isinstance(ev, ModelRetrained) and ev.metrics and ev.metrics.spearman is not None:
+                    m = ev.metrics
+                    recall = f", top-{m.k} recall {m.topk_recall:.2f}" if m.topk_recall is not None else ""
+                    last_metrics = f"model: spearman {m.spearman:.2f}{recall} (n={m.n})"
+                elif isinstance(ev, NewBest) and ev.previous_us is not None:
+                    progress.console.log(f"new best {ev.measurement.us:.2f} us ({ev.previous_us:.2f}) "
+                                         f"{ev.measurement.kernel} on {ev.scenario}")  # fmt: skip
+                elif isinstance(ev, RoundDone):
+                    rate = 60 * ev.budget_used / ev.elapsed_s if ev.elapsed_s > 0 else 0
+                    progress.update(task, completed=ev.budget_used, description=f"round {ev.round}",
+                                    note=f"{rate:.0f}/min  {last_metrics}")  # fmt: skip
+                elif isinstance(ev, Finished):
+                    progress.update(task, completed=ev.budget_used)
+                    finished = ev
+    except (JobError, SessionError) as exc:
+        console.print(f"[red]error:[/] {exc}")
+        return 2
+    except RuntimeError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        return 1
+    except KeyboardInterrupt:
+        console.print(f"[yellow]interrupted[/]: every finished round is in {output}; continue with --resume {output}")
+        return 130
+    if finished is None:
+        console.print("[red]error:[/] the tuning loop ended without finishing")
+        return 1
+    console.print(final_table(seen))
+    console.print(f"{finished.reason}: {finished.budget_used} measurements in {time.monotonic() - started:.1f} s; "
+                  f"session written to {output}")  # fmt: skip
+    return 0
+
+
+def final_table(session: Session) -> Table:
+    """Per scenario: the best sketch and config, its time, speedup over each baseline, fraction of floor."""
+    table = Table(title="best kernel per scenario")
+    for col in ("scenario", "sketch", "config", "us", "speedup", "floor"):
+        table.add_column(col, justify="right" if col in ("us", "floor") else "left")
+    for b in sorted(best_per_scenario(session), key=lambda b: b.scenario):
+        m = b.measurement
+        cfg = " ".join(f"{k}={v}" for k, v in sorted(m.config.items()))
+        speed = ", ".join(f"{n} {r:.2f}x" for n, r in b.speedup.items())
+        floor = f"{m.floor_fraction:.2f}" if m.floor_fraction is not None else "-"
+        table.add_row(b.scenario, m.kernel, cfg, f"{m.us:.2f}", speed, floor)
+    return table

@@ -1,0 +1,80 @@
+"""Tuning jobs: TOML in, validated scenarios out; every bad key is named."""
+
+import pytest
+
+from dop_tui.job import Job, JobError, job_from_mapping, load_job
+from dop_tui.jobrun import DEFAULT_REPLAY_JOB, default_replay_job
+from dop_tui.session.store import load
+
+
+def test_the_bundled_replay_job_covers_the_recorded_rank16_decode_family():
+    job = default_replay_job()
+    recorded = load(job.replay_path())
+    keys = {s.key for s in job.scenarios()}
+    assert len(keys) == 102  # 6 (op, shape) x (1 layout at bs 1 + 4 workloads x 4 batch sizes)
+    assert keys <= set(recorded.scenarios)
+
+
+def test_equal_computations_are_tuned_once():
+    job = job_from_mapping({"ops": ["shrink", "expand"], "projections": ["q", "gate", "down"], "batch_sizes": [1, 2]})
+    scns = job.scenarios()
+    shrinks = {(s.h_in, s.seg_lens) for s in scns if s.op == "shrink"}
+    expands = {(s.h_outs, s.seg_lens) for s in scns if s.op == "expand"}
+    # shrink: h_in 4096 (q = gate) and 11008; expand: h_out 4096 (q = down) and 11008; bs 1 and 2 give 1 and 2
+    # layouts (uniform(2) = distinct(2))
+    assert len(shrinks) == len([s for s in scns if s.op == "shrink"]) == 2 * 3
+    assert len(expands) == len([s for s in scns if s.op == "expand"]) == 2 * 3
+
+
+def test_per_op_projections_and_explicit_shapes():
+    job = job_from_mapping({"ops": ["fused"], "projections": {"fused": ["down"]}, "batch_sizes": [4],
+                            "workloads": ["identical"]})  # fmt: skip
+    (s,) = job.scenarios()
+    assert (s.h_in, s.h_outs, s.seg_lens) == (11008, (4096,), (4,))
+    job = job_from_mapping({"ops": ["shrink"], "shapes": [[512, 384]], "batch_sizes": [2], "workloads": ["distinct"]})
+    assert [(s.h_in, s.h_outs) for s in job.scenarios()] == [(512, (384,))]
+
+
+@pytest.mark.parametrize(
+    ("table", "names"),
+    [
+        ({}, "ops"),
+        ({"ops": ["shrnk"]}, "shrnk"),
+        ({"ops": ["shrink"], "ranks": [0]}, "ranks"),
+        ({"ops": ["shrink"], "ranks": "16"}, "ranks"),
+        ({"ops": ["shrink"], "backend": "tpu"}, "backend"),
+        ({"ops": ["shrink"], "backend": "replay"}, "replay"),
+        ({"ops": ["shrink"], "budget": 0}, "budget"),
+        ({"ops": ["shrink"], "model": "llama9"}, "llama9"),
+        ({"ops": ["shrink"], "projections": ["qq"]}, "qq"),
+        ({"ops": ["shrink"], "strategy": "annealing"}, "strategy"),
+        ({"ops": ["shrink"], "colour": "red"}, "colour"),
+        ({"ops": ["shrink"], "shapes": [[4096]]}, "shapes"),
+        ({"ops": ["shrink"], "batch_sizes": [8, 99999]}, "batch_sizes"),
+    ],
+)
+def test_a_bad_job_names_its_key(table, names):
+    with pytest.raises(JobError, match=names):
+        job_from_mapping(table)
+
+
+def test_job_files(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("ops = [shrink")
+    with pytest.raises(JobError, match="not valid TOML"):
+        load_job(bad)
+    with pytest.raises(JobError, match="no job file"):
+        load_job(tmp_path / "missing.toml")
+    good = tmp_path / "j.toml"
+    good.write_text('ops = ["expand"]\nbackend = "replay"\nreplay = "data.json.gz"\nbudget = 7\n')
+    job = load_job(good)
+    assert job.replay_path() == tmp_path / "data.json.gz" and job.budget == 7
+    assert job.with_overrides(budget=9, seed=None).budget == 9
+    back = job_from_mapping(job.to_mapping())  # what a session stores reads back as the same job, paths resolved
+    assert back.replay_path() == job.replay_path() and back.scenarios() == job.scenarios()
+    assert (back.budget, back.backend, back.strategy) == (job.budget, job.backend, job.strategy)
+    assert DEFAULT_REPLAY_JOB.exists()
+
+
+def test_job_defaults_are_valid():
+    assert Job(ops=("shrink",)).scenarios()
