@@ -1,0 +1,79 @@
+"""``--batch``: a replay job end to end, its exit codes, resume, and that it never loads textual."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from dop_tui.cli import app
+from dop_tui.session.store import load
+
+DATASET = Path(__file__).resolve().parent.parent / "sessions" / "h200-decode-foundation.json.gz"
+runner = CliRunner()
+
+
+@pytest.fixture
+def job_file(tmp_path):
+    path = tmp_path / "job.toml"
+    path.write_text(
+        'name = "small replay"\nops = ["shrink"]\nprojections = ["q"]\nbatch_sizes = [8]\n'
+        'workloads = ["distinct", "uniform"]\nbackend = "replay"\n'
+        f'replay = "{DATASET}"\nbudget = 24\nseed = 3\n'
+    )
+    return path
+
+
+def test_a_replay_job_runs_and_writes_its_session(job_file, tmp_path):
+    out = tmp_path / "s.json.gz"
+    res = runner.invoke(app, ["tune", "--batch", str(job_file), "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "best kernel per scenario" in res.output and "session written to" in res.output
+    s = load(out)
+    assert s.finished == "budget" and s.rounds and s.rounds[-1]["budget_used"] == 24
+    searched = [m for m in s.measurements if "/baseline/" not in m.kernel]
+    assert (
+        len(searched) == 24 and len({(m.scenario, m.kernel, tuple(sorted(m.config.items()))) for m in searched}) == 24
+    )
+    assert s.job["name"] == "small replay" and s.device == "NVIDIA H200"
+
+
+def test_resume_continues_without_measuring_twice(job_file, tmp_path):
+    out = tmp_path / "s.json.gz"
+    assert runner.invoke(app, ["tune", "--batch", str(job_file), "--budget", "12", "-o", str(out)]).exit_code == 0
+    res = runner.invoke(app, ["tune", "--batch", "--resume", str(out), "--budget", "24"])
+    assert res.exit_code == 0, res.output
+    s = load(out)
+    searched = [m for m in s.measurements if "/baseline/" not in m.kernel]
+    assert len(searched) == 24 and len({m.key for m in searched}) == 24
+    assert s.finished == "budget"
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["tune", "--batch", "{tmp}/missing.toml"], 2, "no job file"),
+        (["tune", "--batch", "{tmp}/bad.toml"], 2, "ops"),
+        (["tune", "--batch", "--resume", "{tmp}/missing.json.gz"], 2, "no session file"),
+        (["tune", "--batch", "{tmp}/gpu.toml"], 1, "no CUDA GPU"),
+        (["tune", "--batch"], 2, "needs a job file"),
+    ],
+)
+def test_failures_exit_non_zero_with_a_message(tmp_path, args, code, message):
+    (tmp_path / "bad.toml").write_text('opz = ["shrink"]\n')
+    (tmp_path / "gpu.toml").write_text('ops = ["shrink"]\nbackend = "gpu"\n')
+    res = runner.invoke(app, [a.format(tmp=tmp_path) for a in args])
+    assert res.exit_code == code, res.output
+    assert message in res.output
+
+
+def test_batch_never_imports_textual(job_file, tmp_path):
+    code = (
+        "import sys\nfrom typer.testing import CliRunner\nfrom dop_tui.cli import app\n"
+        f"r = CliRunner().invoke(app, ['tune', '--batch', {str(job_file)!r}, '--budget', '4', "
+        f"'-o', {str(tmp_path / 'x.json.gz')!r}])\n"
+        "assert r.exit_code == 0, r.output\n"
+        "assert not [m for m in sys.modules if m.split('.')[0] == 'textual'], 'textual was imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=300)
