@@ -6,6 +6,7 @@ input (invalid job file, unreadable session); 130 interrupted (the session holds
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -26,8 +27,17 @@ def default_output(job: Job) -> Path:
     return Path(f"{stem}.session.json.gz")
 
 
-def run_batch(job: Job | None, *, output: Path | None, resume: Path | None, console: Console) -> int:
-    """Run the job headless; returns the exit code."""
+def run_batch(
+    job: Job | None, *, output: Path | None, resume: Path | None, console: Console, time_limit_s: float | None = None
+) -> int:
+    """Run the job headless; returns the exit code. ``time_limit_s`` stops it after the round in flight then."""
+    from dop_tui.search.loop import SearchControls
+
+    controls = SearchControls()
+    timer = threading.Timer(time_limit_s, controls.stop.set) if time_limit_s else None
+    if timer:
+        timer.daemon = True
+        timer.start()
     if output is None and resume is None and job is not None:
         output = default_output(job)
     seen = Session()
@@ -39,7 +49,7 @@ def run_batch(job: Job | None, *, output: Path | None, resume: Path | None, cons
     try:
         with progress:
             task = progress.add_task("starting", total=None, note="")
-            for ev in job_events(job, output=output, resume=resume):
+            for ev in job_events(job, output=output, resume=resume, controls=controls):
                 if isinstance(ev, JobStarted):
                     output = output or resume
                     progress.update(task, total=ev.budget, description=f"{ev.strategy} on {ev.runner}")
@@ -70,6 +80,9 @@ def run_batch(job: Job | None, *, output: Path | None, resume: Path | None, cons
     except KeyboardInterrupt:
         console.print(f"[yellow]interrupted[/]: every finished round is in {output}; continue with --resume {output}")
         return 130
+    finally:
+        if timer:
+            timer.cancel()
     if finished is None:
         console.print("[red]error:[/] the tuning loop ended without finishing")
         return 1

@@ -31,6 +31,9 @@ def tune(
     resume: Annotated[
         Path | None, typer.Option("--resume", help="Continue the job of this session (written after every round).")
     ] = None,
+    time_limit: Annotated[
+        float | None, typer.Option("--time-limit", min=1, help="With --batch: stop after this many seconds.")
+    ] = None,
 ) -> None:
     """Tune a job (TOML): headless with --batch, otherwise in the workbench."""
     overrides = {"backend": backend, "budget": budget, "seed": seed}
@@ -49,7 +52,7 @@ def tune(
             raise typer.Exit(2)
         from dop_tui.batch import run_batch
 
-        raise typer.Exit(run_batch(job, output=output, resume=resume, console=console))
+        raise typer.Exit(run_batch(job, output=output, resume=resume, console=console, time_limit_s=time_limit))
     from dop_tui.ui.app import run_app
 
     run_app(job, resume)
