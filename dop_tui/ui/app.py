@@ -77,6 +77,7 @@ class Run:
     stop: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
     controls: Any = None  # SearchControls, made by the worker (importing the loop takes a while)
+    intro: str = ""  # the first line of the run's log
     started: bool = False  # JobStarted arrived
     active: bool = True  # the worker has not returned
     t0: float = 0.0
@@ -130,6 +131,7 @@ class DopApp(App[None]):
         self.notice = "idle"
         self._runs = 0
         self._dirty = False
+        self._titles_shown: dict[str, tuple[str | None, str | None]] = {}
 
     # -- layout ----------------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -158,6 +160,8 @@ class DopApp(App[None]):
         self.set_interval(1.0, self._tick)
         self.query_one(SketchTree).focus()
         if self.initial_session is not None or self.initial_job is not None:
+            if self.initial_job is not None:
+                self.preview(self.initial_job)
             if self.autostart:
                 self.start(self.initial_job, self.initial_session)
             else:
@@ -186,17 +190,14 @@ class DopApp(App[None]):
         except JobError as exc:
             self.failed(f"the bundled replay job does not load: {exc}")
             return
+        self.preview(replay)
         if msg.available:
-            self.job = replay
             self.notice = "a GPU is available"
             self.push_screen(GpuOfferScreen(), self._offer_answered)
+        elif self.autostart:
+            self.start(replay, intro="no GPU here: replaying the bundled H200 dataset (recorded measurements)")
         else:
-            self.job = replay
-            if self.autostart:
-                self.state.note("job", "no GPU here: replaying the bundled H200 dataset (recorded measurements)")
-                self.start(replay)
-            else:
-                self.notice = "ready: press s to replay the bundled H200 dataset"
+            self.notice = "ready: press s to replay the bundled H200 dataset"
         self.redraw()
 
     def _offer_answered(self, answer: str | None) -> None:
@@ -205,14 +206,23 @@ class DopApp(App[None]):
         elif answer == "replay":
             self.start(self.job)
 
-    def start(self, job: Job | None, resume: Path | None = None) -> None:
-        """Start ``job`` (or resume the session ``resume``), stopping the search in progress."""
+    def preview(self, job: Job) -> None:
+        """Make ``job`` the one ``s`` starts and show its scenarios and sketches before it runs."""
+        self.job = job
+        if self.current is None:
+            self.state = Workbench(job=job.to_mapping(), scenarios=tuple(s.key for s in job.scenarios()))
+            self.state.budget = job.budget
+            self.state.runner = f"replay of {job.replay_path().name}" if job.backend == "replay" else job.backend
+
+    def start(self, job: Job | None, resume: Path | None = None, intro: str = "") -> None:
+        """Start ``job`` (or resume the session ``resume``), stopping the search in progress; ``intro`` opens
+        the new run's log."""
         if self.current is not None and self.current.active:
             self.current.stop.set()
             self.current.running.set()
         self._runs += 1
         output = self.output or resume or (autosave_path(job) if job is not None else None)
-        self.current = Run(self._runs, job, resume, output)
+        self.current = Run(self._runs, job, resume, output, intro=intro)
         self.current.running.set()
         if job is not None:
             self.job = job
@@ -270,12 +280,18 @@ class DopApp(App[None]):
                 run.started, run.t0 = True, time.monotonic()
                 self._fresh_state(run)
             self.state.apply(item)
+        if self.state.state == "running" and run.stop.is_set():
+            self.state.state = "stopping"
+        elif self.state.state == "running" and not run.running.is_set():
+            self.state.state = "paused"
         self.notice = self.state.state
         self._dirty = True
 
     def _fresh_state(self, run: Run) -> None:
         """A new run's first event replaces what the panes showed (the old run's session is on disk)."""
         self.state = Workbench()
+        if run.intro:
+            self.state.note("job", run.intro)
         if run.output is not None:
             self.state.note("job", f"recording the session to {run.output}")
 
@@ -365,19 +381,26 @@ class DopApp(App[None]):
         scope = self.scope
         where = " · ".join(x for x in (scope.node, scope.scenario and scenario_label(scope.scenario, short=True)) if x)
         suffix = f" · {where}" if where else ""
+        names = " ".join(self.state.baseline_names)
+        titles = {
+            "#tree-pane": (None, "measured · best " + ("us" if scope.scenario else "x") + " · pop"),
+            "#leaderboard-pane": ("Leaderboard" + (f" · speedup over {names}" if names else ""), None),
+            "#log-pane": (None, f"f: {self.query_one(EventLog).kind or 'every kind'}"),
+        }
         for pane, title, chart in (
             ("#fitness-pane", "Population fitness", FitnessChart),
             ("#cost-pane", "Cost model", CostChart),
             ("#roofline-pane", "Roofline", RooflineChart),
         ):
-            widget = self.query_one(pane)
-            widget.border_title = title + suffix
-            widget.border_subtitle = self.query_one(chart).legend(widget.size.width - 6)
-        self.query_one("#tree-pane").border_subtitle = "measured · best " + ("us" if scope.scenario else "x") + " · pop"
-        names = " ".join(self.state.baseline_names)
-        self.query_one("#leaderboard-pane").border_title = "Leaderboard" + (f" · speedup over {names}" if names else "")
-        log = self.query_one(EventLog)
-        self.query_one("#log-pane").border_subtitle = f"f: {log.kind or 'every kind'}"
+            titles[pane] = (title + suffix, self.query_one(chart).legend(self.query_one(pane).size.width - 6))
+        for pane, shown in titles.items():
+            if self._titles_shown.get(pane) != shown:
+                self._titles_shown[pane] = shown
+                widget = self.query_one(pane)
+                if shown[0] is not None:
+                    widget.border_title = shown[0]
+                if shown[1] is not None:
+                    widget.border_subtitle = shown[1]
 
     # -- scope -------------------------------------------------------------------------------------------
     @on(Tree.NodeSelected, "#tree")
@@ -572,6 +595,6 @@ def make_app(
     return DopApp(job, session, autostart=autostart, output=output)
 
 
-def run_app(job: Job | None, session: Path | None) -> None:
-    """Entry point of ``dop-tui`` without ``--batch``."""
-    make_app(job, session).run()
+def run_app(job: Job | None, session: Path | None, *, output: Path | None = None) -> None:
+    """Entry point of ``dop-tui`` without ``--batch``: the workbench on ``job``, or resuming ``session``."""
+    make_app(job, session, output=output).run()

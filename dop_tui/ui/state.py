@@ -48,7 +48,7 @@ PARAM_SHORT = {
 
 def is_baseline(kernel: str) -> bool:
     """Baseline ids read ``<op>/baseline/<name>``."""
-    return kernel.split("/")[1:2] == ["baseline"]
+    return "/baseline/" in kernel
 
 
 def under(kernel: str, node: str) -> bool:
@@ -234,6 +234,7 @@ class Workbench:
     _count: dict[str, dict[str, int]] = field(default_factory=dict)  # scenario -> kernel -> measurements
     _best: dict[str, dict[str, Sample]] = field(default_factory=dict)  # scenario -> kernel -> fastest timed
     _baseline_names: dict[str, None] = field(default_factory=dict)
+    _reference: dict[str, float] = field(default_factory=dict)  # scenario -> best baseline time
     _round_status: Counter = field(default_factory=Counter)  # statuses measured in the round in flight
 
     # -- folding events --------------------------------------------------------------------------------
@@ -304,6 +305,8 @@ class Workbench:
                     msg = f": {m.message}" if m.message else ""
                     self.note("error", f"{what} on {scenario_label(m.scenario, short=True)}{msg}")
             if timed(m):
+                if is_baseline(m.kernel):
+                    self._reference[m.scenario] = min(self._reference.get(m.scenario, m.us), m.us)
                 best = self._best.setdefault(m.scenario, {})
                 if m.kernel not in best or m.us < best[m.kernel].measurement.us:
                     best[m.kernel] = s
@@ -359,7 +362,7 @@ class Workbench:
 
     def reference_us(self, scenario: str) -> float | None:
         """The best baseline's time on ``scenario``: the 1.0x of every speedup."""
-        return min(self.baseline_us(scenario).values(), default=None)
+        return self._reference.get(scenario)
 
     def _scenarios_in(self, scope: Scope) -> list[str]:
         return [scope.scenario] if scope.scenario else list(self.scenarios)
@@ -421,18 +424,19 @@ class Workbench:
 
     def fitness_view(self, scope: Scope) -> FitnessView:
         """Per round: best and median measured speedup, best and median predicted score, best so far."""
-        by_round: dict[int, list[float]] = defaultdict(list)
-        best_so_far: dict[str, float] = {}
-        curve: dict[int, float] = {}
+        by_round: dict[int, list[tuple[str, float]]] = defaultdict(list)
         refs = {scn: self.reference_us(scn) for scn in self._scenarios_in(scope)}
         for s in self.samples:
             m = s.measurement
             ref = refs.get(m.scenario)
-            if not ref or is_baseline(m.kernel) or not under(m.kernel, scope.node) or not timed(m):
-                continue
-            by_round[s.round].append(ref / m.us)
-            best_so_far[m.scenario] = max(best_so_far.get(m.scenario, 0.0), ref / m.us)
-            curve[s.round] = geomean(best_so_far.values()) or 0.0
+            if ref and not is_baseline(m.kernel) and under(m.kernel, scope.node) and timed(m):
+                by_round[s.round].append((m.scenario, ref / m.us))
+        best_so_far: dict[str, float] = {}
+        curve: dict[int, float] = {}
+        for r in sorted(by_round):
+            for scn, x in by_round[r]:
+                best_so_far[scn] = max(best_so_far.get(scn, 0.0), x)
+            curve[r] = geomean(best_so_far.values()) or 0.0
         pred: dict[int, list[float]] = defaultdict(list)
         for p in self.proposals:
             if scope.has_scenario(p.scenario):
@@ -451,8 +455,8 @@ class Workbench:
                 baselines[name] = geomean(ratios) or 0.0
         return FitnessView(
             rounds,
-            [max(by_round[r]) for r in rounds],
-            [statistics.median(by_round[r]) for r in rounds],
+            [max(x for _, x in by_round[r]) for r in rounds],
+            [statistics.median(x for _, x in by_round[r]) for r in rounds],
             prounds,
             [max(pred[r]) for r in prounds],
             [statistics.median(pred[r]) for r in prounds],

@@ -33,16 +33,22 @@ class HelpScreen(ModalScreen[None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,question_mark,f1", "dismiss", "Close")]
 
+    def key_rows(self) -> list[tuple[str, str]]:
+        """``(keys, what they do)`` for every binding of the app; one row per key."""
+        rows: dict[str, list[str]] = {}
+        for b in self.app.BINDINGS:
+            binding = b if isinstance(b, Binding) else Binding(*b)
+            shown = self.app.get_key_display(binding) if binding.key_display else _keys(binding.key)
+            rows.setdefault(shown, []).append(binding.description)
+        return [(shown, " / ".join(what)) for shown, what in rows.items()]
+
     def compose(self) -> ComposeResult:
         keys = Table.grid(padding=(0, 2))
         keys.add_column(style="bold cyan", no_wrap=True)
         keys.add_column()
         keys.add_row(Text("workbench", style="bold underline"), "")
-        for b in self.app.BINDINGS:
-            binding = b if isinstance(b, Binding) else Binding(*b)
-            keys.add_row(
-                self.app.get_key_display(binding) if binding.key_display else _keys(binding.key), binding.description
-            )
+        for shown, what in self.key_rows():
+            keys.add_row(shown, what)
         keys.add_row("", "")
         keys.add_row(Text("in the panes", style="bold underline"), "")
         for key, what in PANE_KEYS:

@@ -13,8 +13,6 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
-from dop_tui.session.store import SessionError
-
 
 class SaveScreen(ModalScreen[str | None]):
     """``save(target)`` does the writing and returns what to report; its errors stay on this screen."""
@@ -44,7 +42,7 @@ class SaveScreen(ModalScreen[str | None]):
             return
         try:
             self.dismiss(self.save(Path(text).expanduser()))
-        except (SessionError, OSError) as exc:
+        except (OSError, ValueError) as exc:  # SessionError is a ValueError; so is a name with a NUL
             self.query_one("#save-error", Static).update(str(exc))
 
     @on(Button.Pressed, "#save-cancel")

@@ -15,6 +15,10 @@ class AccuracyStrip(Vertical):
 
     FIGURES = (("spearman", "Spearman"), ("topk_recall", "top-k recall"))
 
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._shown: dict[str, tuple[str, list[float]]] = {}
+
     def compose(self) -> ComposeResult:
         for key, _ in self.FIGURES:
             with Horizontal(classes="accuracy-row"):
@@ -30,7 +34,10 @@ class AccuracyStrip(Vertical):
             if key == "topk_recall" and last is not None:
                 title = f"top-{last.k} recall"
             figure = f"{values[-1]:5.2f}" if values else "    -"
-            self.query_one(f"#accuracy-{key}-label", Label).update(f"{title:<13}{figure}")
-            spark = self.query_one(f"#accuracy-{key}", Sparkline)
-            spark.data = values
-            spark.styles.max_width = max(1, len(values))  # one cell per round, never stretched
+            label = f"{title:<13}{figure}"
+            if self._shown.get(key) != (label, values):
+                self._shown[key] = (label, values)
+                self.query_one(f"#accuracy-{key}-label", Label).update(label, layout=False)
+                spark = self.query_one(f"#accuracy-{key}", Sparkline)
+                spark.data = values
+                spark.styles.max_width = max(1, len(values))  # one cell per round, never stretched

@@ -29,6 +29,18 @@ def clock(seconds: float) -> str:
 class JobHeader(Vertical):
     """Two lines: what runs where, then how far it got."""
 
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._shown: dict[str, Text] = {}
+
+    def _put(self, name: str, text: Text) -> None:
+        """Update one line only when it changed; a new width re-lays out the line."""
+        old = self._shown.get(name)
+        if old != text:
+            self._shown[name] = text
+            layout = old is None or old.cell_len != text.cell_len
+            self.query_one(f"#header-{name}", Static).update(text, layout=layout)
+
     def compose(self) -> ComposeResult:
         with Horizontal(id="header-top"):
             yield Static(id="header-title")
@@ -46,16 +58,16 @@ class JobHeader(Vertical):
         if view.runner.startswith("replay"):
             title.append("  REPLAY ", style="bold black on yellow")
             source = view.runner.removeprefix("replay of ").strip()
-            title.append(f" {source} ({view.device or 'unnamed device'})", style="yellow")
+            title.append(f" {source}" + (f" ({view.device})" if view.device else ""), style="yellow")
         elif view.runner:
             title.append(f"  {view.runner.upper()} ", style="bold black on green")
             title.append(f" {view.device}")
         title.append(f"  {view.job or 'no job'}", style="bold")
-        self.query_one("#header-title", Static).update(title)
+        self._put("title", title)
         state = Text(f"● {note or view.state}", style=STATE_STYLE.get(view.state, ""))
         if view.round:
             state.append(f"  round {view.round} ", style="bold")
-        self.query_one("#header-state", Static).update(state)
+        self._put("state", state)
 
         bar = self.query_one("#header-budget", ProgressBar)
         bar.update(total=view.budget or None, progress=min(view.budget_used, view.budget))
@@ -68,4 +80,4 @@ class JobHeader(Vertical):
             stats.append(" · ")
             stats.append(f"{view.best_speedup:.2f}x", style="bold green" if view.best_speedup >= 1 else "bold red")
             stats.append(" vs the best baseline (geomean)")
-        self.query_one("#header-stats", Static).update(stats)
+        self._put("stats", stats)

@@ -22,6 +22,7 @@ class Leaderboard(Vertical):
         super().__init__(id=id)
         self.rows: list[LeaderRow] = []
         self.labels: dict[str, str] = {}
+        self._detail_text: Text | None = None
         self._columns: tuple[str, ...] = ()
 
     def compose(self) -> ComposeResult:
@@ -124,7 +125,10 @@ class Leaderboard(Vertical):
     def _detail(self, i: int) -> None:
         detail = self.query_one("#leaderboard-detail", Static)
         if not 0 <= i < len(self.rows):
-            detail.update(Text("no timed candidate in this view yet", style="dim"))
+            text = Text("no timed candidate in this view yet", style="dim")
+            if text != self._detail_text:
+                self._detail_text = text
+                detail.update(text, layout=False)
             return
         r = self.rows[i]
         m = r.measurement
@@ -141,4 +145,6 @@ class Leaderboard(Vertical):
         if m.gbps is not None:
             body.append(f"  {m.gbps:,.0f} GB/s", style="dim")
         text = Text("\n", no_wrap=True, overflow="ellipsis").join([head, body])
-        detail.update(text)
+        if text != self._detail_text:
+            self._detail_text = text
+            detail.update(text, layout=False)

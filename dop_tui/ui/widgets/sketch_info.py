@@ -12,10 +12,17 @@ from dop_tui.ui.state import NodeStats, under
 class SketchInfo(Static):
     """A few lines under the tree: the sketch's docstring (or what a node groups), pins and exclusions."""
 
+    _shown: Text | None = None
+
+    def _put(self, text: Text) -> None:
+        if text != self._shown:
+            self._shown = text
+            self.update(text, layout=False)
+
     def show(self, node_id: str | None, stats: NodeStats | None, pinned: set[str], excluded: set[str]) -> None:
         text = Text()
         if node_id is None:
-            self.update(text)
+            self._put(text)
             return
         sketches = [s.id for s in SKETCHES if s.id.count("/") == 2 and under(s.id, node_id)]
         if node_id in SKETCH_BY_ID:
@@ -36,4 +43,4 @@ class SketchInfo(Static):
         if state[1]:
             text.append(f"excluded from the search ({len(state[1])} of {len(sketches)})\n", style="red")
         text.append("enter filter · + pin · - exclude", style="dim italic")
-        self.update(text)
+        self._put(text)

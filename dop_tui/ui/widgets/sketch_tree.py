@@ -88,7 +88,8 @@ class SketchTree(Tree[str]):
                 prefix = self.guide_depth * _depth(node) + (2 if node.children else 0)
                 label.append(" " * max(1, width - prefix - len(label) - STATS_WIDTH))
                 label.append_text(_stats(st, one_scenario))
-            node.set_label(label)
+            if label != node.label:
+                node.set_label(label)
 
 
 def _depth(node: TreeNode[str]) -> int:
