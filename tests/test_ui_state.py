@@ -77,7 +77,7 @@ def test_header_and_tree_figures() -> None:
     assert shrink.measured == 4 and shrink.best_speedup == pytest.approx(2.0) and shrink.share == 1.0
     splitk = wb.node_stats(SPLITK)
     assert splitk.measured == 2 and splitk.best_speedup == pytest.approx(2.0)  # only A has a timed split-K
-    assert splitk.share == pytest.approx(3 / 8)
+    assert splitk.share == pytest.approx(3 / 8) and splitk.statuses == {"ok": 1, "wrong": 1}
     assert wb.node_stats(TILE, A).best_us == 16.0 and wb.node_stats(TILE, A).share == pytest.approx(1 / 4)
     assert wb.node_stats("", B).best_us == 8.0
 

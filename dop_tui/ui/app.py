@@ -549,7 +549,14 @@ class DopApp(App[None]):
             self.post_message(StartJob(job))
 
     def action_open(self) -> None:
-        self.push_screen(OpenScreen(), self._opened)
+        from dop_tui.jobrun import SESSIONS_DIR
+
+        places = [
+            ("this folder", Path.cwd()),
+            ("bundled with dop-tui", SESSIONS_DIR),
+            ("recorded by the workbench", autosave_dir()),
+        ]
+        self.push_screen(OpenScreen(places), self._opened)
 
     def _opened(self, result: StartJob | None) -> None:
         if result is not None:

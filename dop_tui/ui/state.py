@@ -136,6 +136,7 @@ class NodeStats:
     best_us: float | None  # when the scope is one scenario
     best_speedup: float | None  # geomean over scenarios of best baseline / node's best
     share: float | None  # of the current population (None before any population is known)
+    statuses: dict[str, int] = field(default_factory=dict)  # measurements by status, most common first
 
 
 @dataclass(frozen=True)
@@ -231,7 +232,7 @@ class Workbench:
     n_train: int = 0  # timed measurements the cost model learns from, as of the latest round
     bests: dict[str, Measurement] = field(default_factory=dict)  # from NewBest
     log: list[LogEntry] = field(default_factory=list)
-    _count: dict[str, dict[str, int]] = field(default_factory=dict)  # scenario -> kernel -> measurements
+    _count: dict[str, dict[str, Counter]] = field(default_factory=dict)  # scenario -> kernel -> statuses
     _best: dict[str, dict[str, Sample]] = field(default_factory=dict)  # scenario -> kernel -> fastest timed
     _baseline_names: dict[str, None] = field(default_factory=dict)
     _reference: dict[str, float] = field(default_factory=dict)  # scenario -> best baseline time
@@ -294,8 +295,7 @@ class Workbench:
         for m, p in zip(ev.measurements, preds, strict=False):
             s = Sample(ev.round, m, p)
             self.samples.append(s)
-            counts = self._count.setdefault(m.scenario, {})
-            counts[m.kernel] = counts.get(m.kernel, 0) + 1
+            self._count.setdefault(m.scenario, {}).setdefault(m.kernel, Counter())[m.status] += 1
             if is_baseline(m.kernel):
                 self._baseline_names.setdefault(m.kernel.rsplit("/", 1)[1])
             if not quiet:
@@ -349,7 +349,8 @@ class Workbench:
     # -- indexes ---------------------------------------------------------------------------------------
     @property
     def job_name(self) -> str:
-        return str(self.job.get("name") or "tuning job")
+        """The job's name; empty before there is a job."""
+        return str(self.job.get("name") or "tuning job") if self.job else ""
 
     @property
     def baseline_names(self) -> list[str]:
@@ -403,13 +404,12 @@ class Workbench:
     def node_stats(self, node: str, scenario: str = "") -> NodeStats:
         """How many measurements the node has, its best, and its share of the current population."""
         scope = Scope(node, scenario)
-        measured = sum(
-            n
-            for scn, counts in self._count.items()
-            if scope.has_scenario(scn)
-            for kernel, n in counts.items()
-            if not is_baseline(kernel) and under(kernel, node)
-        )
+        statuses: Counter = Counter()
+        for scn, counts in self._count.items():
+            if scope.has_scenario(scn):
+                for kernel, c in counts.items():
+                    if not is_baseline(kernel) and under(kernel, node):
+                        statuses.update(c)
         best_us = None
         if scenario:
             best = self._node_best(scenario, node)
@@ -420,7 +420,7 @@ class Workbench:
                 total += sum(pop.values())
                 members += sum(n for sk, n in pop.items() if under(sk, node))
         share = members / total if total else None
-        return NodeStats(measured, best_us, self.best_speedup(scope), share)
+        return NodeStats(statuses.total(), best_us, self.best_speedup(scope), share, dict(statuses.most_common()))
 
     def fitness_view(self, scope: Scope) -> FitnessView:
         """Per round: best and median measured speedup, best and median predicted score, best so far."""

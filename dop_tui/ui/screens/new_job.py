@@ -174,6 +174,11 @@ class NewJobScreen(ModalScreen[tuple[Job, dict[str, Any]] | None]):
                     id="job-warm-start",
                     placeholder="optional: a session or saved model the cost model starts from",
                 )
+            yield Static(
+                "Lists take commas or spaces. Enter (or ctrl+enter) starts the job, escape cancels; the job in "
+                "progress stops, its session stays on disk.",
+                classes="hint",
+            )
             yield Static(id="job-error", classes="error")
             with Horizontal(classes="buttons"):
                 yield Button("Start", id="job-start", variant="primary")

@@ -10,6 +10,12 @@ from dop_tui.ui.widgets.chart import Chart
 BASELINE_COLORS = ("red", "magenta", "orange", "gray")
 
 
+def round_ticks(first: int, last: int, most: int = 6) -> list[int]:
+    """Up to ``most`` whole rounds from ``first`` to ``last``, evenly spread."""
+    step = max(1, -(-(last - first) // (most - 1)))
+    return list(range(first, last + 1, step))
+
+
 class FitnessChart(Chart):
     """Left axis: measured speedup over each scenario's best baseline (for the best-so-far line, the
     geomean over the scenarios measured so far), with the named baselines as horizontal lines. Right axis:
@@ -26,11 +32,11 @@ class FitnessChart(Chart):
 
     def legend(self, width: int) -> str:
         long = (
-            "[ansi_bright_green]━[/] best so far  [ansi_cyan]•[/] round best  [ansi_bright_blue]·[/] median  "
-            "[ansi_yellow]━[/][ansi_red]━[/] predicted best, median (right)"
+            "[ansi_bright_green]━[/] best so far  [ansi_cyan]•[/] round best  [ansi_blue]━[/] median  "
+            "[ansi_yellow]+[/] predicted best  [ansi_red]·[/] predicted median (right axis)"
         )
-        short = "[ansi_bright_green]━[/]best [ansi_cyan]•[/]round [ansi_bright_blue]·[/]median [ansi_yellow]━[/]pred"
-        return long if width >= 96 else short
+        short = "[ansi_bright_green]━[/]best [ansi_cyan]•[/]round [ansi_blue]━[/]median [ansi_yellow]+·[/]pred"
+        return long if width >= 100 else short
 
     def draw(self, plt: Plot) -> None:
         v = self.view
@@ -42,13 +48,13 @@ class FitnessChart(Chart):
             plt.hline(ratio, color=color)
             plt.text(name, x=xs[0], y=ratio, color=color, alignment="left")
         if v.predicted_rounds:
-            plt.plot(v.predicted_rounds, v.predicted_best, yside="right", color="yellow", marker="braille")
-            plt.plot(v.predicted_rounds, v.predicted_median, yside="right", color="red", marker="braille")
-        plt.scatter(xs, v.measured_median, color="blue+", marker="·")
+            plt.scatter(v.predicted_rounds, v.predicted_best, yside="right", color="yellow", marker="+")
+            plt.scatter(v.predicted_rounds, v.predicted_median, yside="right", color="red", marker="·")
+            plt.yfrequency(3, yside="right")
+        plt.plot(xs, v.measured_median, color="blue", marker="braille")
         plt.scatter(xs, v.measured_best, color="cyan", marker="•")
         plt.plot(xs, v.best_so_far, color="green+", marker="braille")
         plt.xlabel("round")
         plt.ylabel("x best baseline")
         plt.yfrequency(4)
-        plt.yfrequency(3, yside="right")
-        plt.xfrequency(min(6, len(xs)))
+        plt.xticks(round_ticks(xs[0], xs[-1]))

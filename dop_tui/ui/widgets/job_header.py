@@ -62,7 +62,8 @@ class JobHeader(Vertical):
         elif view.runner:
             title.append(f"  {view.runner.upper()} ", style="bold black on green")
             title.append(f" {view.device}")
-        title.append(f"  {view.job or 'no job'}", style="bold")
+        if view.job:
+            title.append(f"  {view.job}", style="bold")
         self._put("title", title)
         state = Text(f"● {note or view.state}", style=STATE_STYLE.get(view.state, ""))
         if view.round:
@@ -71,8 +72,13 @@ class JobHeader(Vertical):
 
         bar = self.query_one("#header-budget", ProgressBar)
         bar.update(total=view.budget or None, progress=min(view.budget_used, view.budget))
+        bar.display = self.query_one("#header-budget-label").display = bool(view.budget)
         stats = Text(no_wrap=True, overflow="ellipsis")
-        stats.append(f" {view.budget_used}/{view.budget or '?'} measured", style="bold")
+        if not view.budget:
+            stats.append(" no job yet: n opens the new-job form, o opens a job file or a session, ? lists every key")
+            self._put("stats", stats)
+            return
+        stats.append(f" {view.budget_used}/{view.budget} measured", style="bold")
         rate = view.budget_used / elapsed_s * 60 if elapsed_s > 0 else None
         stats.append(f" · {clock(elapsed_s)} · " + (f"{rate:,.0f}/min" if rate else "-/min"))
         stats.append(f" · {view.scenarios} scenarios")

@@ -33,9 +33,12 @@ class SketchInfo(Static):
         else:
             text.append(f"{node_id or 'every sketch'}: {len(sketches)} sketches\n", style="bold")
         if stats is not None and stats.measured:
-            text.append(f"{stats.measured} measured")
+            text.append(f"{stats.measured} measured: ")
+            for i, (status, n) in enumerate(stats.statuses.items()):
+                text.append(", " if i else "")
+                text.append(f"{n} {status.replace('_', ' ')}", style="green" if status == "ok" else "red")
             if stats.share is not None:
-                text.append(f", {stats.share:.0%} of the current population")
+                text.append(f"; {stats.share:.0%} of the current population")
             text.append("\n")
         state = [s for s in sketches if s in pinned], [s for s in sketches if s in excluded]
         if state[0]:
