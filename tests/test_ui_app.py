@@ -346,3 +346,17 @@ async def test_an_unreadable_session_from_the_command_line_is_shown(tmp_path: Pa
         errors = [e.text for e in app.state.log if e.kind == "error"]
         assert errors and "cannot read session" in errors[0]
         assert bad.read_bytes() == b"\x1f\x8b truncated"  # never overwritten
+
+
+async def test_resume_a_session_from_the_command_line(tmp_path: Path) -> None:
+    first = _app(tmp_path, budget=16)
+    async with first.run_test(size=SIZE) as pilot:
+        await finish(pilot)
+    session = tmp_path / "session.json.gz"
+    app = make_app(None, session)
+    async with app.run_test(size=SIZE) as pilot:
+        await finish(pilot)
+        assert app.current.output == session and app.state.state == "finished"
+        assert any("session so far: 40 measurements" in e.text for e in app.state.log)
+        assert app.job is not None and app.job.name == "small replay"  # what `s` starts next
+        assert "-/min" in _plain(app.query_one(JobHeader).query_one("#header-stats"))  # nothing new measured

@@ -39,11 +39,14 @@ def test_workbench_large_terminal(app: DopApp, snap_compare) -> None:
 
 def test_filtered_to_a_sketch_and_a_scenario(app: DopApp, snap_compare) -> None:
     async def run_before(pilot: Pilot) -> None:
-        await finish(pilot)
-        tree = pilot.app.query_one(SketchTree)
+        app = await finish(pilot)
+        tree = app.query_one(SketchTree)
         tree.focus()
-        tree.move_cursor(tree._by_id["expand/tile/dot"])
-        await pilot.press("enter", "right_square_bracket", "right_square_bracket", "right_square_bracket")
+        tree.move_cursor(tree._by_id["shrink/splitk/dot"])
+        await pilot.press("enter")
+        measured = {s.measurement.scenario for s in app.state.samples if s.measurement.kernel == "shrink/splitk/dot"}
+        steps = next(i for i, key in enumerate(app.state.scenarios) if key in measured) + 1
+        await pilot.press(*["right_square_bracket"] * steps)
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)

@@ -70,7 +70,7 @@ def job() -> Workbench:
 def test_header_and_tree_figures() -> None:
     wb = job()
     h = wb.header_view()
-    assert (h.job, h.state, h.round, h.budget_used, h.scenarios) == ("unit", "finished", 1, 4, 2)
+    assert (h.job, h.state, h.round, h.budget_used, h.spent_here, h.scenarios) == ("unit", "finished", 1, 4, 4, 2)
     # speedups compare with the best baseline of each scenario: A 8/4 = 2, B 16/8 = 2
     assert h.best_speedup == pytest.approx(2.0)
     shrink = wb.node_stats("shrink")

@@ -28,8 +28,9 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Tree
 from textual.worker import get_current_worker
 
-from dop_tui.job import Job, JobError
+from dop_tui.job import Job, JobError, job_from_mapping
 from dop_tui.measure.calibrate import device_spec, launch_floor_us
+from dop_tui.search.events import JobStarted
 from dop_tui.session.store import SessionError, load, save
 from dop_tui.ui.messages import EventsReady, GpuChecked, RunEnded, RunFailed, ScopeChanged, StartJob
 from dop_tui.ui.screens.gpu_offer import GpuOfferScreen
@@ -280,6 +281,9 @@ class DopApp(App[None]):
                 run.started, run.t0 = True, time.monotonic()
                 self._fresh_state(run)
             self.state.apply(item)
+            if isinstance(item, JobStarted) and self.job is None:
+                with contextlib.suppress(JobError):  # a resumed session's job becomes the one `s` starts
+                    self.job = job_from_mapping(item.job)
         if self.state.state == "running" and run.stop.is_set():
             self.state.state = "stopping"
         elif self.state.state == "running" and not run.running.is_set():

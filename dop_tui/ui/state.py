@@ -148,6 +148,7 @@ class HeaderView:
     round: int
     budget: int
     budget_used: int
+    spent_here: int  # measurements this run made (a resumed job's earlier ones aside): the rate's numerator
     elapsed_s: float
     scenarios: int
     best_speedup: float | None
@@ -230,6 +231,7 @@ class Workbench:
     population: dict[str, dict[str, int]] = field(default_factory=dict)  # scenario -> sketch -> members
     accuracy: list[AccuracyPoint] = field(default_factory=list)
     n_train: int = 0  # timed measurements the cost model learns from, as of the latest round
+    used_at_start: int | None = None  # budget spent when this run's first round started
     bests: dict[str, Measurement] = field(default_factory=dict)  # from NewBest
     log: list[LogEntry] = field(default_factory=list)
     _count: dict[str, dict[str, Counter]] = field(default_factory=dict)  # scenario -> kernel -> statuses
@@ -256,6 +258,8 @@ class Workbench:
                 )
             case RoundStarted():
                 self.round, self.budget_used = ev.round, ev.budget_used
+                if self.used_at_start is None:
+                    self.used_at_start = ev.budget_used
                 self._round_status.clear()
             case CandidatesProposed():
                 self.proposals.append(ev)
@@ -396,6 +400,7 @@ class Workbench:
             self.round,
             self.budget,
             self.budget_used,
+            self.budget_used - (self.used_at_start if self.used_at_start is not None else self.budget_used),
             self.elapsed_s,
             len(self.scenarios),
             self.best_speedup(Scope()),

@@ -41,3 +41,4 @@ class AccuracyStrip(Vertical):
                 spark = self.query_one(f"#accuracy-{key}", Sparkline)
                 spark.data = values
                 spark.styles.max_width = max(1, len(values))  # one cell per round, never stretched
+                spark.display = bool(values)

@@ -79,7 +79,7 @@ class JobHeader(Vertical):
             self._put("stats", stats)
             return
         stats.append(f" {view.budget_used}/{view.budget} measured", style="bold")
-        rate = view.budget_used / elapsed_s * 60 if elapsed_s > 0 else None
+        rate = view.spent_here / elapsed_s * 60 if elapsed_s > 0 and view.spent_here else None
         stats.append(f" · {clock(elapsed_s)} · " + (f"{rate:,.0f}/min" if rate else "-/min"))
         stats.append(f" · {view.scenarios} scenarios")
         if view.best_speedup:

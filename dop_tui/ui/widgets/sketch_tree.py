@@ -11,7 +11,7 @@ from textual.widgets.tree import TreeNode
 from dop_tui.space import SKETCHES
 from dop_tui.ui.state import NodeStats, under
 
-STATS_WIDTH = 17  # " 1234 10.05us  38%"
+STATS_WIDTH = 18  # " 1234 10.05us  38%"
 
 
 class SketchTree(Tree[str]):
@@ -100,9 +100,9 @@ def _depth(node: TreeNode[str]) -> int:
 
 
 def _stats(st: NodeStats, one_scenario: bool) -> Text:
-    out = Text(f"{st.measured:>5}", style="dim" if not st.measured else "")
+    out = Text(f"{st.measured:>5} ", style="dim" if not st.measured else "")
     if one_scenario:
-        best = f"{st.best_us:.2f}us" if st.best_us is not None else "-"
+        best = "-" if st.best_us is None else f"{st.best_us:.2f}us" if st.best_us < 100 else f"{st.best_us:.0f}us"
     else:
         best = f"{st.best_speedup:.2f}x" if st.best_speedup is not None else "-"
     out.append(f"{best:>7}", style="green" if best != "-" else "dim")
