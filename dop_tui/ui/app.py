@@ -79,6 +79,7 @@ class Run:
     lock: threading.Lock = field(default_factory=threading.Lock)
     controls: Any = None  # SearchControls, made by the worker (importing the loop takes a while)
     intro: str = ""  # the first line of the run's log
+    notified: bool = False  # an EventsReady is on its way to the app
     started: bool = False  # JobStarted arrived
     active: bool = True  # the worker has not returned
     t0: float = 0.0
@@ -267,16 +268,23 @@ class DopApp(App[None]):
             self.post_message(RunEnded(run.id))
 
     def _queue(self, run: Run, item: object) -> None:
-        run.queue.append(item)
-        self.post_message(EventsReady(run.id))
+        """Queue an event; post ``EventsReady`` only when none is waiting, so a fast loop cannot flood the
+        app's message queue ahead of the user's keys."""
+        with run.lock:
+            run.queue.append(item)
+            notify, run.notified = not run.notified, True
+        if notify:
+            self.post_message(EventsReady(run.id))
 
     # -- the event stream --------------------------------------------------------------------------------
     def on_events_ready(self, msg: EventsReady) -> None:
         run = self.current
         if run is None or msg.run_id != run.id:
             return
-        while run.queue:
-            item = run.queue.popleft()
+        with run.lock:
+            items, run.notified = list(run.queue), False
+            run.queue.clear()
+        for item in items:
             if not run.started:
                 run.started, run.t0 = True, time.monotonic()
                 self._fresh_state(run)
@@ -331,6 +339,9 @@ class DopApp(App[None]):
         self.redraw()
 
     # -- drawing -----------------------------------------------------------------------------------------
+    def on_resize(self) -> None:
+        self._dirty = True  # the leaderboard's columns and the charts' legends depend on the width
+
     def _redraw_if_dirty(self) -> None:
         if self._dirty:
             self.redraw()

@@ -12,7 +12,7 @@ from dop_tui.ui.messages import ScopeChanged
 from dop_tui.ui.state import LeaderRow, scenario_label, scenario_labels, short_config
 
 ALL = "*"  # the picker's "every scenario" value (Select needs a non-blank value)
-WIDTHS = {"#": 3, "sketch": 13, "config": 30, "us": 6, "vs best": 7, "floor": 5}  # cells, padding aside
+WIDTHS = {"#": 2, "sketch": 13, "config": 30, "us": 6, "vs best": 7, "floor": 5}  # at least, padding aside
 
 
 class Leaderboard(Vertical):
@@ -23,7 +23,7 @@ class Leaderboard(Vertical):
         self.rows: list[LeaderRow] = []
         self.labels: dict[str, str] = {}
         self._detail_text: Text | None = None
-        self._columns: tuple[str, ...] = ()
+        self._columns: tuple[tuple[str, ...], tuple[int, ...]] = ((), ())
 
     def compose(self) -> ComposeResult:
         yield Select(
@@ -66,11 +66,10 @@ class Leaderboard(Vertical):
         event.stop()
         self.post_message(ScopeChanged(scenario=self.scenario))
 
-    def _fit(self, one: bool, baselines: list[str]) -> tuple[str, ...]:
+    def _fit(self, one: bool, baselines: list[str], widths: dict[str, int]) -> tuple[str, ...]:
         """The columns that fit: the essentials, then the config, then one column per baseline (instead of
         the speedup over the best one)."""
         first = "#" if one else "scenario"
-        widths = {**WIDTHS, "scenario": max(map(len, self.labels.values()), default=8), **{b: 6 for b in baselines}}
 
         def fits(cols: tuple[str, ...]) -> bool:
             return sum(widths[c] + 2 for c in cols) <= self.size.width
@@ -82,20 +81,27 @@ class Leaderboard(Vertical):
         return per_baseline if baselines and fits(per_baseline) else cols
 
     def show(self, rows: list[LeaderRow], baselines: list[str]) -> None:
-        table = self.query_one(DataTable)
+        """Fill the table; columns get fixed widths (the widest cell, at least the usual width) so that they
+        neither jump while a job runs nor depend on when the table measures itself."""
         one = bool(self.scenario)
-        columns = self._fit(one, baselines)
-        if rows == self.rows and columns == self._columns:
+        names = ("#" if one else "scenario", "sketch", "config", "us", "vs best", *baselines, "floor")
+        cells = {c: [self._cell(c, i, r) for i, r in enumerate(rows)] for c in names}
+        widths = {c: max(len(c), WIDTHS.get(c, 6), *(Text(x).cell_len if isinstance(x, str) else x.cell_len
+                                                      for x in cells[c])) for c in names}  # fmt: skip
+        if not one:
+            widths["scenario"] = max(widths["scenario"], *map(len, self.labels.values()))
+        columns = self._fit(one, baselines, widths)
+        shape = (columns, tuple(widths[c] for c in columns))
+        if rows == self.rows and shape == self._columns:
             return
+        table = self.query_one(DataTable)
         cursor = table.cursor_row
-        table.clear(columns=columns != self._columns)
-        if columns != self._columns:
-            for c in columns:
-                table.add_column(c, key=c)
-            self._columns = columns
-        self.rows = rows
-        for i, r in enumerate(rows):
-            table.add_row(*(self._cell(c, i, r) for c in columns), key=str(i))
+        table.clear(columns=True)
+        for c in columns:
+            table.add_column(c, width=widths[c], key=c)
+        self.rows, self._columns = rows, shape
+        for i in range(len(rows)):
+            table.add_row(*(cells[c][i] for c in columns), key=str(i))
         if rows:
             table.move_cursor(row=min(cursor, len(rows) - 1))
         self._detail(table.cursor_row)
