@@ -89,7 +89,7 @@ class Leaderboard(Vertical):
         widths = {c: max(len(c), WIDTHS.get(c, 6), *(Text(x).cell_len if isinstance(x, str) else x.cell_len
                                                       for x in cells[c])) for c in names}  # fmt: skip
         if not one:
-            widths["scenario"] = max(widths["scenario"], *map(len, self.labels.values()))
+            widths["scenario"] = max(widths["scenario"], max(map(len, self.labels.values()), default=0))
         columns = self._fit(one, baselines, widths)
         shape = (columns, tuple(widths[c] for c in columns))
         if rows == self.rows and shape == self._columns:
