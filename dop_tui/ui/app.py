@@ -402,12 +402,12 @@ class DopApp(App[None]):
             "#leaderboard-pane": ("Leaderboard" + (f" · speedup over {names}" if names else ""), None),
             "#log-pane": (None, f"f: {self.query_one(EventLog).kind or 'every kind'}"),
         }
-        for pane, title, chart in (
-            ("#fitness-pane", "Population fitness", FitnessChart),
-            ("#cost-pane", "Cost model", CostChart),
-            ("#roofline-pane", "Roofline", RooflineChart),
+        for pane, title in (
+            ("#fitness-pane", "Population fitness"),
+            ("#cost-pane", "Cost model"),
+            ("#roofline-pane", "Roofline"),
         ):
-            titles[pane] = (title + suffix, self.query_one(chart).legend(self.query_one(pane).size.width - 6))
+            titles[pane] = (title + suffix, None)
         for pane, shown in titles.items():
             if self._titles_shown.get(pane) != shown:
                 self._titles_shown[pane] = shown

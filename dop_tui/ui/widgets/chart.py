@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rich.text import Text
 from textual.app import RenderResult
+from textual.widget import Widget
 from textual_plotext import PlotextPlot
 from textual_plotext.plot import Plot
 
@@ -21,6 +22,7 @@ class Chart(PlotextPlot):
         super().__init__(id=id)
         self._version = 0
         self._frame: tuple[tuple, RenderResult] | None = None
+        self._legend = ""
 
     def draw(self, plt: Plot) -> None:
         """Draw the current data on a cleared figure."""
@@ -33,6 +35,18 @@ class Chart(PlotextPlot):
     def redraw(self) -> None:
         self._version += 1
         self.refresh()
+        self._show_legend()
+
+    def on_resize(self) -> None:
+        self._show_legend()
+
+    def _show_legend(self) -> None:
+        """The legend lives in the subtitle of the pane that holds the chart, fitted to its width."""
+        pane = self.parent
+        if isinstance(pane, Widget):
+            legend = self.legend(pane.size.width - 6)
+            if legend != self._legend:
+                self._legend = pane.border_subtitle = legend
 
     def render(self) -> RenderResult:
         key = (self.size, self._version, self.app.theme)

@@ -22,9 +22,10 @@ class EventLog(RichLog):
     """Shows a shared, growing list of entries: only new ones are written, unless the kind filter changes."""
 
     def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(max_lines=5000, wrap=False, id=id)
+        super().__init__(max_lines=5000, wrap=True, min_width=20, id=id)
         self.entries: list[LogEntry] = []
         self.kind = ""  # "" for every kind
+        self.shown = 0  # entries written since the last clear (a long one wraps over several lines)
         self._written = 0
 
     def cycle_kind(self) -> None:
@@ -32,15 +33,16 @@ class EventLog(RichLog):
         kinds = ("", *LOG_KINDS)
         self.kind = kinds[(kinds.index(self.kind) + 1) % len(kinds)]
         self.clear()
-        self._written = 0
+        self._written = self.shown = 0
         self.show(self.entries)
 
     def show(self, entries: list[LogEntry]) -> None:
         """Write what was added to ``entries`` since the last call (a new list starts over)."""
         if entries is not self.entries:
-            self.entries, self._written = entries, 0
+            self.entries, self._written, self.shown = entries, 0, 0
             self.clear()
         for e in entries[self._written :]:
             if not self.kind or e.kind == self.kind:
                 self.write(Text(f"{e.kind:<6} {e.text}", style=KIND_STYLE.get(e.kind, "")))
+                self.shown += 1
         self._written = len(entries)

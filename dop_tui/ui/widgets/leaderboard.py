@@ -22,6 +22,7 @@ class Leaderboard(Vertical):
         super().__init__(id=id)
         self.rows: list[LeaderRow] = []
         self.labels: dict[str, str] = {}
+        self.baselines: list[str] = []
         self._detail_text: Text | None = None
         self._columns: tuple[tuple[str, ...], tuple[int, ...]] = ((), ())
 
@@ -92,6 +93,7 @@ class Leaderboard(Vertical):
             widths["scenario"] = max(widths["scenario"], max(map(len, self.labels.values()), default=0))
         columns = self._fit(one, baselines, widths)
         shape = (columns, tuple(widths[c] for c in columns))
+        self.baselines = baselines
         if rows == self.rows and shape == self._columns:
             return
         table = self.query_one(DataTable)
@@ -105,6 +107,10 @@ class Leaderboard(Vertical):
         if rows:
             table.move_cursor(row=min(cursor, len(rows) - 1))
         self._detail(table.cursor_row)
+
+    def on_resize(self) -> None:
+        """Zoomed or resized: fit the columns to the new width."""
+        self.show(self.rows, self.baselines)
 
     def _cell(self, column: str, i: int, r: LeaderRow) -> str | Text:
         if column == "#":
