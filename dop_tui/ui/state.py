@@ -149,7 +149,6 @@ class HeaderView:
     budget: int
     budget_used: int
     spent_here: int  # measurements this run made (a resumed job's earlier ones aside): the rate's numerator
-    elapsed_s: float
     scenarios: int
     best_speedup: float | None
 
@@ -401,7 +400,6 @@ class Workbench:
             self.budget,
             self.budget_used,
             self.budget_used - (self.used_at_start if self.used_at_start is not None else self.budget_used),
-            self.elapsed_s,
             len(self.scenarios),
             self.best_speedup(Scope()),
         )
