@@ -86,21 +86,41 @@ def run_batch(
     if finished is None:
         console.print("[red]error:[/] the tuning loop ended without finishing")
         return 1
-    console.print(final_table(seen))
+    timed = any(m.us is not None for m in seen.measurements)
+    console.print(final_table(seen) if timed else checked_table(seen))
     console.print(f"{finished.reason}: {finished.budget_used} measurements in {time.monotonic() - started:.1f} s; "
                   f"session written to {output}")  # fmt: skip
     return 0
+
+
+def _short(key: str) -> str:
+    """A scenario key without its hash: ``shrink-4096x4096-r16-bf16-t8s8-distinct``."""
+    return key.rsplit("-", 1)[0]
 
 
 def final_table(session: Session) -> Table:
     """Per scenario: the best sketch and config, its time, speedup over each baseline, fraction of floor."""
     table = Table(title="best kernel per scenario")
     for col in ("scenario", "sketch", "config", "us", "speedup", "floor"):
-        table.add_column(col, justify="right" if col in ("us", "floor") else "left")
+        table.add_column(col, justify="right" if col in ("us", "floor") else "left", overflow="fold")
     for b in sorted(best_per_scenario(session), key=lambda b: b.scenario):
         m = b.measurement
         cfg = " ".join(f"{k}={v}" for k, v in sorted(m.config.items()))
-        speed = ", ".join(f"{n} {r:.2f}x" for n, r in b.speedup.items())
+        speed = " ".join(f"{n} {r:.2f}x" for n, r in b.speedup.items())
         floor = f"{m.floor_fraction:.2f}" if m.floor_fraction is not None else "-"
-        table.add_row(b.scenario, m.kernel, cfg, f"{m.us:.2f}", speed, floor)
+        table.add_row(_short(b.scenario), m.kernel, cfg, f"{m.us:.2f}", speed, floor)
+    return table
+
+
+def checked_table(session: Session) -> Table:
+    """Per scenario, for a backend that checks without timing (the interpreter): measurements by status."""
+    table = Table(title="checked per scenario (no timing on this backend)")
+    for col in ("scenario", "checked", "ok", "wrong", "other"):
+        table.add_column(col, justify="left" if col == "scenario" else "right")
+    per: dict[str, list[str]] = {}
+    for m in session.measurements:
+        per.setdefault(m.scenario, []).append(m.status)
+    for key, sts in sorted(per.items()):
+        ok, wrong = sts.count("ok"), sts.count("wrong")
+        table.add_row(_short(key), str(len(sts)), str(ok), str(wrong), str(len(sts) - ok - wrong))
     return table

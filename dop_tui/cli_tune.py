@@ -55,7 +55,7 @@ def tune(
         raise typer.Exit(run_batch(job, output=output, resume=resume, console=console, time_limit_s=time_limit))
     from dop_tui.ui.app import run_app
 
-    run_app(job, resume)
+    run_app(job, resume, output=output)
 
 
 tui_app = typer.Typer(
