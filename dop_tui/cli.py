@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from dop_tui.scenario import Scenario
 
 from dop_tui import __version__
+from dop_tui.cli_bench import bench_app
 from dop_tui.cli_scenario import (
     BatchOpt,
     DtypeOpt,
@@ -341,6 +342,7 @@ def calibrate(
 
 
 app.command()(tune)
+app.add_typer(bench_app, name="bench")
 
 
 if __name__ == "__main__":
