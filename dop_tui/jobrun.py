@@ -71,15 +71,25 @@ def open_runner(job: Job) -> Iterator[tuple[Any, str, str]]:
             yield runner, "gpu", torch.cuda.get_device_name()
 
 
-def _warm_model(job: Job) -> Any:
+def _model(job: Job) -> Any:
+    """The job's cost model: warm-started when the job names a session or saved model. A replay job also
+    learns from screening-pass times, which is what a replayed dataset mostly answers with."""
     from dop_tui.cost.model import CostModel
 
+    screening = job.backend == "replay"
     if not job.warm_start:
-        return None
+        return CostModel(seed=job.seed, screening=screening)
     path = job.resolve(job.warm_start)
     if not path.exists():
         raise JobError(f"warm_start: no file at {path}")
-    return CostModel.from_session(load(path)) if ".json" in path.name else CostModel.load(path)
+    try:
+        session = load(path)
+    except SessionError:  # not a session: a model saved by CostModel.save
+        try:
+            return CostModel.load(path)
+        except (OSError, ValueError, KeyError) as exc:
+            raise JobError(f"warm_start: {path} is neither a session nor a saved cost model ({exc})") from None
+    return CostModel.from_session(session, seed=job.seed, screening=screening)
 
 
 def job_events(
@@ -100,11 +110,12 @@ def job_events(
     session = Session(job=job.to_mapping(), device=prior.device, env=prior.env, measurements=list(prior.measurements),
                       rounds=list(prior.rounds))  # fmt: skip
     recorder = Recorder(session, {s.key: s for s in scenarios}, output)
-    model = _warm_model(job)
+    model = _model(job)
+    start_round = max((r["round"] for r in prior.rounds), default=-1) + 1 if prior.rounds else None
     with open_runner(job) as (runner, label, device):
         events = tune(scenarios, runner, budget=job.budget, strategy=job.strategy, seed=job.seed, model=model,
                       prior=tuple(prior.measurements), controls=controls, job=job.to_mapping(), runner_label=label,
-                      device=device)  # fmt: skip
+                      device=device, start_round=start_round)  # fmt: skip
         for ev in events:
             recorder(ev)
             yield ev

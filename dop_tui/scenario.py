@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import Any
 
 OPS = ("shrink", "expand", "fused")
@@ -141,7 +142,7 @@ class Scenario:
                 d[k] = tuple(d[k])
         return cls(**d)
 
-    @property
+    @cached_property
     def key(self) -> str:
         """Short stable key: readable prefix plus a hash of every semantic field (tags excluded)."""
         payload = self.to_json()

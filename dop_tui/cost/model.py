@@ -124,11 +124,15 @@ class CostModel:
     """XGBoost model over ``features.feature_names()``; ``score`` is higher for candidates predicted faster."""
 
     def __init__(
-        self, objective: str = "rank", seed: int = 0, min_train: int = 32, *, device: DeviceSpec = DEFAULT_DEVICE
-    ) -> None:
+        self, objective: str = "rank", seed: int = 0, min_train: int = 32, *, device: DeviceSpec = DEFAULT_DEVICE,
+        screening: bool = False,
+    ) -> None:  # fmt: skip
+        """``screening=True`` also learns from screening-pass times (``is_trainable``): a replay of a dataset
+        whose candidates were mostly screened answers with those, consistent within a scenario."""
         if objective not in OBJECTIVES:
             raise ValueError(f"unknown objective {objective!r}; expected one of {', '.join(OBJECTIVES)}")
         self.objective, self.seed, self.min_train, self.device = objective, seed, min_train, device
+        self.screening = screening
         self._booster: xgb.Booster | None = None
         self._n_train = 0
 
@@ -143,7 +147,7 @@ class CostModel:
 
     def fit(self, data: Iterable[tuple[Scenario, Measurement]]) -> None:
         """Retrain from scratch on the trainable measurements of ``data`` (``is_trainable``)."""
-        self.fit_set(training_set(((s, m) for s, m in data if is_trainable(m)), self.device))
+        self.fit_set(training_set(((s, m) for s, m in data if is_trainable(m, screening=self.screening)), self.device))
 
     def fit_set(self, ts: TrainingSet) -> None:
         """Retrain from scratch on a prepared training set; fewer than ``min_train`` rows leave it untrained."""
@@ -183,6 +187,7 @@ class CostModel:
             "objective": self.objective,
             "seed": self.seed,
             "min_train": self.min_train,
+            "screening": self.screening,
             "n_train": self._n_train,
             "device": asdict(self.device),
             "features": feature_names(),
@@ -204,7 +209,8 @@ class CostModel:
             raise ValueError(f"{path} is not a version-{VERSION} dop cost model")
         if d["features"] != feature_names():
             raise ValueError(f"{path} was trained on another feature layout: retrain it")
-        model = cls(d["objective"], d["seed"], d["min_train"], device=DeviceSpec(**d["device"]))
+        model = cls(d["objective"], d["seed"], d["min_train"], device=DeviceSpec(**d["device"]),
+                    screening=bool(d.get("screening", False)))  # fmt: skip
         model._n_train = d["n_train"]
         if d["booster"] is not None:
             model._booster = xgb.Booster(params={"nthread": NTHREAD})

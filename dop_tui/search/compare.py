@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dop_tui.cost.model import CostModel, is_trainable, training_set
+from dop_tui.cost.model import CostModel
 from dop_tui.measure.record import Measurement
 from dop_tui.measure.runners import ReplayRunner
 from dop_tui.scenario import Scenario
@@ -35,13 +35,6 @@ from dop_tui.session.store import Session
 from dop_tui.space import SKETCH_BY_ID, sketches_for
 
 TOLERANCE = 0.02
-
-
-class ReplayCostModel(CostModel):
-    """The cost model, learning from every timed answer of a replay: screening times included."""
-
-    def fit(self, data: Iterable[tuple[Scenario, Measurement]]) -> None:
-        self.fit_set(training_set(((s, m) for s, m in data if is_trainable(m, screening=True)), self.device))
 
 
 class Unscored:
@@ -127,7 +120,7 @@ def run_once(
     batch_size: int = BATCH_SIZE,
     tolerance: float = TOLERANCE,
 ) -> Run:
-    model = ReplayCostModel(seed=seed) if make_strategy(strategy).uses_model else Unscored()
+    model = CostModel(seed=seed, screening=True) if make_strategy(strategy).uses_model else Unscored()
     spent = dict.fromkeys(goal, 0)
     best = dict.fromkeys(goal, float("inf"))
     first = dict.fromkeys(goal, float("inf"))

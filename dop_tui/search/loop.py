@@ -89,8 +89,9 @@ def default_model(seed: int = 0) -> Model:
 @dataclass
 class SearchControls:
     """What the workbench changes while a job runs: ``stop`` (checked between rounds), and the sketch ids
-    ``excluded`` and ``pinned`` (read at the start of each round; pinned non-empty = only those sketches,
-    excluded ones never). Change the sets through the methods: they hold the lock the loop reads under."""
+    ``excluded`` and ``pinned`` (read at the start of each round; an op with pinned sketches searches only
+    those, other ops are unaffected; excluded ones never). Change the sets through the methods: they hold
+    the lock the loop reads under."""
 
     stop: threading.Event = field(default_factory=threading.Event)
     excluded: set[str] = field(default_factory=set)
@@ -118,9 +119,13 @@ class SearchControls:
         """The sketches each op may use, as the sets are now (one consistent read)."""
         with self._lock:
             pinned, excluded = frozenset(self.pinned), frozenset(self.excluded)
-        return lambda op: tuple(
-            s.id for s in sketches_for(op) if (not pinned or s.id in pinned) and s.id not in excluded
-        )
+
+        def allowed(op: str) -> tuple[str, ...]:
+            ids = [s.id for s in sketches_for(op) if s.id not in excluded]
+            pins = [i for i in ids if i in pinned]  # pins restrict their own op only
+            return tuple(pins or ids)
+
+        return allowed
 
 
 class _State:
