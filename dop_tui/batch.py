@@ -100,15 +100,19 @@ def _short(key: str) -> str:
 
 def final_table(session: Session) -> Table:
     """Per scenario: the best sketch and config, its time, speedup over each baseline, fraction of floor."""
-    table = Table(title="best kernel per scenario")
+    best = sorted(best_per_scenario(session, screening_fallback=True), key=lambda b: b.scenario)
+    screened = any(b.measurement.is_screening for b in best)
+    note = "* a screening-pass time (ranking quality): the replayed dataset has no full timing there"
+    table = Table(title="best kernel per scenario", caption=note if screened else None)
     for col in ("scenario", "sketch", "config", "us", "speedup", "floor"):
         table.add_column(col, justify="right" if col in ("us", "floor") else "left", overflow="fold")
-    for b in sorted(best_per_scenario(session), key=lambda b: b.scenario):
+    for b in best:
         m = b.measurement
         cfg = " ".join(f"{k}={v}" for k, v in sorted(m.config.items()))
         speed = " ".join(f"{n} {r:.2f}x" for n, r in b.speedup.items())
         floor = f"{m.floor_fraction:.2f}" if m.floor_fraction is not None else "-"
-        table.add_row(_short(b.scenario), m.kernel, cfg, f"{m.us:.2f}", speed, floor)
+        us = f"{m.us:.2f}" + ("*" if m.is_screening else "")
+        table.add_row(_short(b.scenario), m.kernel, cfg, us, speed, floor)
     return table
 
 

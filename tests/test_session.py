@@ -47,6 +47,15 @@ def test_summary_best_ignores_screening_and_wrong():
     assert status_counts(s)["ok"] == 4 and status_counts(s)["wrong"] == 1 and status_counts(s)["timeout"] == 1
     (best,) = best_per_scenario(s)
     assert best.measurement.kernel == "shrink/splitk/dot" and best.speedup == {"vllm": 2.0}
+    assert best_per_scenario(s, screening_fallback=True)[0].measurement is best.measurement  # a full time exists
+
+
+def test_summary_falls_back_to_screening_only_where_asked_and_needed():
+    only_screened = Session()
+    only_screened.add(SCN, [m for m in _session().measurements if m.is_screening or "/baseline/" in m.kernel])
+    assert best_per_scenario(only_screened) == []
+    (best,) = best_per_scenario(only_screened, screening_fallback=True)
+    assert best.measurement.is_screening and best.speedup == {"vllm": 8.0}
 
 
 @pytest.mark.parametrize(
