@@ -48,6 +48,8 @@ def test_resume_continues_without_measuring_twice(job_file, tmp_path):
     searched = [m for m in s.measurements if "/baseline/" not in m.kernel]
     assert len(searched) == 24 and len({m.key for m in searched}) == 24
     assert s.finished == "budget"
+    rounds = [r["round"] for r in s.rounds]
+    assert rounds == sorted(set(rounds)) and rounds[0] == 0  # the resumed run numbers on, once each
 
 
 @pytest.mark.parametrize(
