@@ -17,7 +17,6 @@ if TYPE_CHECKING:
     from dop_tui.measure.record import Measurement
     from dop_tui.scenario import Scenario
 
-from dop_tui import __version__
 from dop_tui.cli_bench import bench_app
 from dop_tui.cli_scenario import (
     BatchOpt,
@@ -31,7 +30,7 @@ from dop_tui.cli_scenario import (
     WorkloadOpt,
     scenario_from_flags,
 )
-from dop_tui.cli_tune import tune
+from dop_tui.cli_tune import print_version, tune
 
 app = typer.Typer(
     help="dop: auto-tuning of SGMV multi-LoRA kernels in Triton (after Dop, AAAI 2025).",
@@ -56,16 +55,10 @@ def _scenario(*flags: object) -> Scenario:
         raise _fail(str(exc)) from None
 
 
-def _version(value: bool) -> None:
-    if value:
-        console.print(f"dop-tui {__version__}")
-        raise typer.Exit()
-
-
 @app.callback()
 def main(
     version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+        bool, typer.Option("--version", callback=print_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
     """dop: auto-tuning of SGMV multi-LoRA kernels in Triton."""

@@ -13,10 +13,18 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from dop_tui import __version__
 from dop_tui.job import BACKENDS, JobError, load_job
 from dop_tui.session.store import SessionError
 
 console = Console()
+
+
+def print_version(value: bool) -> None:
+    """Eager ``--version`` of ``dop`` and ``dop-tui``."""
+    if value:
+        console.print(f"dop-tui {__version__}")
+        raise typer.Exit()
 
 
 def tune(
@@ -34,6 +42,9 @@ def tune(
     time_limit: Annotated[
         float | None, typer.Option("--time-limit", min=1, help="With --batch: stop after this many seconds.")
     ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
 ) -> None:
     """Tune a job (TOML): headless with --batch, otherwise in the workbench."""
     overrides = {"backend": backend, "budget": budget, "seed": seed}
