@@ -193,6 +193,10 @@ def test_from_session_warm_start(session):
     assert model.trained and model.seed == 1
     assert model.n_train == sum(is_trainable(m) for m in session.measurements) > 32
     assert model.device.name == "H200"
+    # retraining on a job's few new measurements keeps what the warm start knew
+    scn_key, m = next((m.scenario, m) for m in session.measurements if is_trainable(m))
+    model.fit([(session.scenarios[scn_key], m)])
+    assert model.trained and model.n_train == sum(is_trainable(x) for x in session.measurements) + 1
 
 
 def test_fit_contract_filters_measurements():

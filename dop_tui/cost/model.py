@@ -135,6 +135,7 @@ class CostModel:
         self.screening = screening
         self._booster: xgb.Booster | None = None
         self._n_train = 0
+        self._warm: list[tuple[Scenario, Measurement]] = []  # a warm start's data, kept in every later fit
 
     @property
     def trained(self) -> bool:
@@ -146,8 +147,10 @@ class CostModel:
         return self._n_train
 
     def fit(self, data: Iterable[tuple[Scenario, Measurement]]) -> None:
-        """Retrain from scratch on the trainable measurements of ``data`` (``is_trainable``)."""
-        self.fit_set(training_set(((s, m) for s, m in data if is_trainable(m, screening=self.screening)), self.device))
+        """Retrain from scratch on the trainable measurements of ``data`` (``is_trainable``), plus those of the
+        session the model was warm-started from (``from_session``), so a warm start informs the whole job."""
+        pairs = [*self._warm, *data]
+        self.fit_set(training_set(((s, m) for s, m in pairs if is_trainable(m, screening=self.screening)), self.device))
 
     def fit_set(self, ts: TrainingSet) -> None:
         """Retrain from scratch on a prepared training set; fewer than ``min_train`` rows leave it untrained."""
@@ -179,7 +182,9 @@ class CostModel:
 
     # -- persistence ---------------------------------------------------------------------------------
     def save(self, path: str | Path) -> None:
-        """One JSON file, written atomically: the settings, the feature layout and the booster (UBJSON, base64)."""
+        """One JSON file, written atomically: the settings, the feature layout and the booster (UBJSON, base64).
+        A warm start's data is not saved: a loaded model scores as saved, and a retrain learns from new data
+        only (warm-start from the session instead to keep it)."""
         booster = None if self._booster is None else base64.b64encode(self._booster.save_raw("ubj")).decode()
         payload = {
             "format": FORMAT,
@@ -219,9 +224,13 @@ class CostModel:
 
     @classmethod
     def from_session(cls, path_or_session: str | Path | Session, **kw: Any) -> CostModel:
-        """Warm start: a model fitted on a session's measurements (device from the session unless given)."""
+        """Warm start: a model fitted on a session's measurements (device from the session unless given); they
+        stay in its training data when it is retrained on new measurements."""
         session = path_or_session if isinstance(path_or_session, Session) else load_session(path_or_session)
         kw.setdefault("device", device_for_name(session.device))
         model = cls(**kw)
-        model.fit((session.scenarios[m.scenario], m) for m in session.measurements if m.scenario in session.scenarios)
+        model._warm = [
+            (session.scenarios[m.scenario], m) for m in session.measurements if m.scenario in session.scenarios
+        ]
+        model.fit(())
         return model
