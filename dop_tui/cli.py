@@ -284,11 +284,21 @@ def show(
     counts, best = status_counts(sess), best_per_scenario(sess)
     if as_json:
         print(json.dumps({"device": sess.device, "env": sess.env, "job": sess.job, "counts": counts,
-                          "best": [b.to_json() for b in best]}))  # fmt: skip
+                          "best": [b.to_json() for b in best], "rounds": sess.rounds,
+                          "finished": sess.finished}))  # fmt: skip
         return
-    console.print(f"[bold]{session}[/]  device: {sess.device or '?'}  job: {sess.job or '-'}")
+    job = sess.job.get("name") if "ops" in sess.job else sess.job
+    console.print(f"[bold]{session}[/]  device: {sess.device or '?'}  job: {job or '-'}")
     console.print("versions: " + ", ".join(f"{k} {v}" for k, v in sess.env.items() if k != "device"))
     console.print("measurements: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    if sess.rounds:
+        last = sess.rounds[-1]
+        rho = [
+            r["metrics"]["spearman"] for r in sess.rounds if r.get("metrics") and r["metrics"]["spearman"] is not None
+        ]
+        model = f"; model Spearman per round {rho[0]:.2f} -> {rho[-1]:.2f}" if rho else ""
+        spent = f"{last['budget_used']} search measurements in {last['elapsed_s']:.0f} s"
+        console.print(f"rounds: {last['round']} ({spent}, {sess.finished or 'not finished'}){model}")
     table = Table(title="best per scenario")
     for col in ("scenario", "sketch", "us", "floor frac.", "speedup"):
         table.add_column(col)

@@ -1,5 +1,6 @@
 """``--batch``: a replay job end to end, its exit codes, resume, and that it never loads textual."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -37,6 +38,9 @@ def test_a_replay_job_runs_and_writes_its_session(job_file, tmp_path):
         len(searched) == 24 and len({(m.scenario, m.kernel, tuple(sorted(m.config.items()))) for m in searched}) == 24
     )
     assert s.job["name"] == "small replay" and s.device == "NVIDIA H200"
+    shown = runner.invoke(app, ["show", "--json", str(out)])
+    summary = json.loads(shown.output)
+    assert summary["finished"] == "budget" and summary["rounds"] == s.rounds and summary["best"]
 
 
 def test_resume_continues_without_measuring_twice(job_file, tmp_path):
