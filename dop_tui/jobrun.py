@@ -67,7 +67,7 @@ def open_runner(job: Job) -> Iterator[tuple[Any, str, str]]:
 
         from dop_tui.measure.gpu_runner import GpuRunner
 
-        with GpuRunner() as runner:
+        with GpuRunner(do_bench="baselines") as runner:  # a search needs the graph time; do_bench halves its rate
             yield runner, "gpu", torch.cuda.get_device_name()
 
 

@@ -11,7 +11,8 @@ reference and the rotation pool are built once; each request is then
 1. checked: output poisoned (NaN when the op overwrites, random when it accumulates), one run, relative
    error against the reference; above the dtype's tolerance it is ``wrong`` and never timed;
 2. timed as serving runs it (``timing.time_graph``: a CUDA graph of max(calls, copies) calls over copies
-   larger than 3x L2, median of replays) and, when asked, launch-inclusive with L2 flushed (do_bench).
+   larger than 3x L2, median of replays) and, when asked, launch-inclusive with L2 flushed (do_bench: for
+   every request, for the baselines only, or never; it costs about 0.1 s a request).
 
 Every measurement records the device, the torch and triton versions and the SM clock when readable.
 """
@@ -101,7 +102,8 @@ def _gpu_task(task: tuple[dict, str, dict, dict]) -> dict:
         g = time_graph(kid, st["pool"], cfg, calls=opts.get("calls", 100), replays=opts.get("replays", 7))
         t_graph = time.perf_counter() - t0 - t_check
         msg = f"worker: check {t_check:.2f} s (load or compile included), graph {t_graph:.2f} s"
-        if opts.get("do_bench", True):
+        bench = opts.get("do_bench", True)
+        if bench is True or (bench == "baselines" and "/baseline/" in kid):
             msg = f"do_bench (L2 flushed, launch included): {time_do_bench(kid, st['base'], cfg).us:.2f} us; " + msg
         return Measurement(
             scn.key, kid, cfg, "ok", us=g.us, us_min=g.us_min, us_max=g.us_max, method=g.method,
@@ -121,10 +123,13 @@ class GpuRunner:
 
     def __init__(
         self, workers: int | None = None, timeout_s: float = 120.0, calls: int = 100, replays: int = 7,
-        do_bench: bool = True, task_fn: Any = _gpu_task, compile_workers: int | None = None,
+        do_bench: bool | str = True, task_fn: Any = _gpu_task, compile_workers: int | None = None,
     ) -> None:  # fmt: skip
-        """``task_fn`` replaces the worker's task (test harnesses wrap ``_gpu_task`` to add fault kernels);
+        """``do_bench``: True, False or "baselines" (the launch-inclusive figure for those only). ``task_fn``
+        replaces the worker's task (test harnesses wrap ``_gpu_task`` to add fault kernels);
         ``compile_workers`` CPU processes compile ahead (default: the CPU cores not driving a GPU; 0: none)."""
+        if do_bench not in (True, False, "baselines"):
+            raise ValueError(f"do_bench must be True, False or 'baselines', got {do_bench!r}")
         import torch
 
         if workers is None:
