@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import sys
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -165,18 +164,13 @@ def check(
 
 
 def _enable_backend(backend: str) -> None:
-    """Interpreter runs need TRITON_INTERPRET before triton is imported; gpu needs CUDA."""
-    if backend == "interpret":
-        if "triton" in sys.modules and os.environ.get("TRITON_INTERPRET") != "1":
-            raise _fail("triton was imported before the interpreter could be enabled; run in a new process")
-        os.environ["TRITON_INTERPRET"] = "1"
-    elif backend == "gpu":
-        import torch
+    """``backends.enable_backend``, or exit 2 with its message."""
+    from dop_tui.measure.backends import enable_backend
 
-        if not torch.cuda.is_available():
-            raise _fail("--backend gpu needs a CUDA GPU and none is visible (try --backend interpret or replay)")
-    elif backend != "replay":
-        raise _fail(f"unknown backend {backend!r}; expected gpu, interpret or replay")
+    try:
+        enable_backend(backend)
+    except (RuntimeError, ValueError) as exc:
+        raise _fail(str(exc)) from None
 
 
 @app.command()
@@ -218,20 +212,14 @@ def measure(
     rng = random.Random(seed)
     requests = [(c.sketch, c.params) for sk in sketches_for(scn.op) for c in sample_many(sk.id, scn, sample, rng)]
     requests += [(b.id, {}) for b in BASELINES if b.op == scn.op]
-    with console.status(f"measuring {len(requests)} kernels on {backend}..."):
-        if backend == "replay":
-            from dop_tui.measure.runners import ReplayRunner
+    from dop_tui.measure.backends import open_runner
 
-            results = ReplayRunner(existing.measurements).measure(scn, requests)
-        elif backend == "interpret":
-            from dop_tui.measure.runners import InterpretRunner
-
-            results = InterpretRunner(seed).measure(scn, requests)
-        else:
-            from dop_tui.measure.gpu_runner import GpuRunner
-
-            with GpuRunner() as runner:
-                results = runner.measure(scn, requests)
+    recorded = existing.measurements if backend == "replay" else ()
+    with (
+        console.status(f"measuring {len(requests)} kernels on {backend}..."),
+        open_runner(backend, seed=seed, replay=recorded) as (runner, _, _),
+    ):
+        results = runner.measure(scn, requests)
     _print_measurements(scn, results)
     if session and backend != "replay":
         store = existing or Session(job={"command": "dop measure"})

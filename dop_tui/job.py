@@ -33,11 +33,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from dop_tui.measure.backends import BACKENDS
 from dop_tui.models import GROUPS, MODELS, PROJECTIONS, get_model
 from dop_tui.scenario import DTYPES, OPS, Scenario, make_scenario
 from dop_tui.workloads import WORKLOADS, decode_lens
 
-BACKENDS = ("gpu", "replay", "interpret")
 STRATEGIES = ("evolution", "random", "genetic", "grid")
 
 

@@ -6,27 +6,18 @@ and the workbench (``dop_tui.ui``). It never imports textual.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from dop_tui.job import Job, JobError, job_from_mapping, load_job
+from dop_tui.measure.backends import open_runner
 from dop_tui.search.events import Event
 from dop_tui.session.recorder import Recorder
 from dop_tui.session.store import Session, SessionError, load
 
 SESSIONS_DIR = Path(__file__).resolve().parent.parent / "sessions"
 DEFAULT_REPLAY_JOB = SESSIONS_DIR / "replay-h200.toml"
-
-
-def gpu_available() -> bool:
-    """True when torch sees a CUDA GPU."""
-    import torch
-
-    return torch.cuda.is_available()
 
 
 def default_replay_job() -> Job:
@@ -43,32 +34,6 @@ def resume_job(path: str | Path) -> tuple[Job, Session]:
         return job_from_mapping(session.job), session
     except JobError as exc:
         raise SessionError(f"{path}: its job is invalid: {exc}") from None
-
-
-@contextlib.contextmanager
-def open_runner(job: Job) -> Iterator[tuple[Any, str, str]]:
-    """``(runner, label, device)`` for the job's backend; ``RuntimeError`` when a GPU job finds no GPU."""
-    if job.backend == "replay":
-        from dop_tui.measure.runners import ReplayRunner
-
-        recorded = load(job.replay_path())
-        yield ReplayRunner(recorded.measurements), f"replay of {job.replay_path().name}", recorded.device
-    elif job.backend == "interpret":
-        if "triton" in sys.modules and os.environ.get("TRITON_INTERPRET") != "1":
-            raise RuntimeError("triton was imported before the interpreter could be enabled; run in a new process")
-        os.environ["TRITON_INTERPRET"] = "1"
-        from dop_tui.measure.runners import InterpretRunner
-
-        yield InterpretRunner(job.seed), "interpret", "CPU (Triton interpreter, correctness only)"
-    else:
-        if not gpu_available():
-            raise RuntimeError('this job\'s backend is gpu, but no CUDA GPU is visible (try backend = "replay")')
-        import torch
-
-        from dop_tui.measure.gpu_runner import GpuRunner
-
-        with GpuRunner(do_bench="baselines") as runner:  # a search needs the graph time; do_bench halves its rate
-            yield runner, "gpu", torch.cuda.get_device_name()
 
 
 def _model(job: Job) -> Any:
@@ -110,9 +75,18 @@ def job_events(
     session = Session(job=job.to_mapping(), device=prior.device, env=prior.env, measurements=list(prior.measurements),
                       rounds=list(prior.rounds))  # fmt: skip
     recorder = Recorder(session, {s.key: s for s in scenarios}, output)
-    model = _model(job)
     start_round = max((r["round"] for r in prior.rounds), default=-1) + 1 if prior.rounds else None
-    with open_runner(job) as (runner, label, device):
+    recorded = load(job.replay_path()) if job.backend == "replay" else Session()
+    opened = open_runner(
+        job.backend,
+        seed=job.seed,
+        replay=recorded.measurements,
+        replay_name=job.replay_path().name,
+        replay_device=recorded.device,
+        do_bench="baselines",
+    )  # a search needs graph times only
+    with opened as (runner, label, device):
+        model = _model(job)  # after the runner: a GPU job without a GPU fails before any training
         events = tune(scenarios, runner, budget=job.budget, strategy=job.strategy, seed=job.seed, model=model,
                       prior=tuple(prior.measurements), controls=controls, job=job.to_mapping(), runner_label=label,
                       device=device, start_round=start_round)  # fmt: skip

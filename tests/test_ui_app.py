@@ -310,7 +310,7 @@ async def test_help_lists_every_key(tmp_path: Path) -> None:
 async def test_without_arguments_and_without_gpu_it_replays(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import dop_tui.jobrun
 
-    monkeypatch.setattr(dop_tui.jobrun, "gpu_available", lambda: False)
+    monkeypatch.setattr(dop_tui.measure.backends, "gpu_available", lambda: False)
     monkeypatch.setattr(dop_tui.jobrun, "default_replay_job", lambda: small_job(16))
     monkeypatch.setattr(app_module, "autosave_dir", lambda: tmp_path / "autosave")
     app = make_app()
@@ -324,7 +324,7 @@ async def test_without_arguments_and_without_gpu_it_replays(tmp_path: Path, monk
 async def test_with_a_gpu_it_offers_a_real_job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import dop_tui.jobrun
 
-    monkeypatch.setattr(dop_tui.jobrun, "gpu_available", lambda: True)
+    monkeypatch.setattr(dop_tui.measure.backends, "gpu_available", lambda: True)
     monkeypatch.setattr(dop_tui.jobrun, "default_replay_job", lambda: small_job(16))
     app = make_app(output=tmp_path / "session.json.gz")
     async with app.run_test(size=SIZE) as pilot:

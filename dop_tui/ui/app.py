@@ -176,7 +176,7 @@ class DopApp(App[None]):
     # -- starting ----------------------------------------------------------------------------------------
     @work(thread=True, group="gpu", exit_on_error=False)
     def _check_gpu(self) -> None:
-        from dop_tui.jobrun import gpu_available
+        from dop_tui.measure.backends import gpu_available
 
         try:
             available = gpu_available()

@@ -1,0 +1,63 @@
+"""The measurement backends (gpu, interpret, replay): enabling one in this process and opening its runner.
+
+Nothing heavy is imported here at module level: the interpreter must be switched on (``TRITON_INTERPRET``)
+before triton is first imported, which the runners' modules do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from dop_tui.measure.record import Measurement
+
+BACKENDS = ("gpu", "replay", "interpret")
+
+
+def gpu_available() -> bool:
+    """True when torch sees a CUDA GPU."""
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def enable_backend(backend: str) -> None:
+    """Make ``backend`` usable in this process: the interpreter needs ``TRITON_INTERPRET`` before triton is
+    imported, the GPU runner a CUDA GPU. ``RuntimeError`` when it cannot be, ``ValueError`` for an unknown one."""
+    if backend == "interpret":
+        if "triton" in sys.modules and os.environ.get("TRITON_INTERPRET") != "1":
+            raise RuntimeError("triton was imported before the interpreter could be enabled; run in a new process")
+        os.environ["TRITON_INTERPRET"] = "1"
+    elif backend == "gpu":
+        if not gpu_available():
+            raise RuntimeError("no CUDA GPU is visible: the gpu backend needs a CUDA GPU (try interpret or replay)")
+    elif backend != "replay":
+        raise ValueError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
+
+
+@contextlib.contextmanager
+def open_runner(
+    backend: str, *, seed: int = 0, replay: Iterable[Measurement] = (), replay_name: str = "", replay_device: str = "",
+    do_bench: bool | str = True,
+) -> Iterator[tuple[Any, str, str]]:  # fmt: skip
+    """``(runner, label, device)`` of ``backend``: a replay of the ``replay`` measurements (recorded on
+    ``replay_device``), the interpreter, or the GPU runner (closed on exit; ``do_bench`` as it takes it)."""
+    enable_backend(backend)
+    if backend == "replay":
+        from dop_tui.measure.runners import ReplayRunner
+
+        yield ReplayRunner(replay), f"replay of {replay_name}", replay_device
+    elif backend == "interpret":
+        from dop_tui.measure.runners import InterpretRunner
+
+        yield InterpretRunner(seed), "interpret", "CPU (Triton interpreter, correctness only)"
+    else:
+        import torch
+
+        from dop_tui.measure.gpu_runner import GpuRunner
+
+        with GpuRunner(do_bench=do_bench) as runner:
+            yield runner, "gpu", torch.cuda.get_device_name()
