@@ -5,7 +5,6 @@ A killed job therefore loses at most the round in flight; ``--resume`` reads the
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
@@ -21,7 +20,6 @@ class Recorder:
     def __init__(self, session: Session, scenarios: Mapping[str, Scenario], path: Path | None = None) -> None:
         self.session = session
         self.path = path
-        self.saved_at = 0.0
         for key, scn in scenarios.items():
             session.scenarios.setdefault(key, scn)
         self._metrics: dict[int, dict] = {}
@@ -49,4 +47,3 @@ class Recorder:
     def save(self) -> None:
         if self.path is not None:
             save(self.session, self.path)
-            self.saved_at = time.monotonic()
