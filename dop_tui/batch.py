@@ -16,6 +16,7 @@ from rich.table import Table
 
 from dop_tui.job import Job, JobError
 from dop_tui.jobrun import job_events
+from dop_tui.scenario import scenario_label
 from dop_tui.search.events import Finished, JobStarted, Measured, ModelRetrained, NewBest, RoundDone
 from dop_tui.session.store import Session, SessionError
 from dop_tui.session.summary import best_per_scenario
@@ -93,11 +94,6 @@ def run_batch(
     return 0
 
 
-def _short(key: str) -> str:
-    """A scenario key without its hash: ``shrink-4096x4096-r16-bf16-t8s8-distinct``."""
-    return key.rsplit("-", 1)[0]
-
-
 def final_table(session: Session) -> Table:
     """Per scenario: the best sketch and config, its time, speedup over each baseline, fraction of floor."""
     best = sorted(best_per_scenario(session, screening_fallback=True), key=lambda b: b.scenario)
@@ -112,7 +108,7 @@ def final_table(session: Session) -> Table:
         speed = " ".join(f"{n} {r:.2f}x" for n, r in b.speedup.items())
         floor = f"{m.floor_fraction:.2f}" if m.floor_fraction is not None else "-"
         us = f"{m.us:.2f}" + ("*" if m.is_screening else "")
-        table.add_row(_short(b.scenario), m.kernel, cfg, us, speed, floor)
+        table.add_row(scenario_label(b.scenario), m.kernel, cfg, us, speed, floor)
     return table
 
 
@@ -126,5 +122,5 @@ def checked_table(session: Session) -> Table:
         per.setdefault(m.scenario, []).append(m.status)
     for key, sts in sorted(per.items()):
         ok, wrong = sts.count("ok"), sts.count("wrong")
-        table.add_row(_short(key), str(len(sts)), str(ok), str(wrong), str(len(sts) - ok - wrong))
+        table.add_row(scenario_label(key), str(len(sts)), str(ok), str(wrong), str(len(sts) - ok - wrong))
     return table

@@ -199,3 +199,14 @@ def make_scenario(
         inter_dtype=inter_dtype,
         workload=workload,
     )
+
+
+def scenario_label(key: str, short: bool = False) -> str:
+    """A scenario key without its hash, spaced: ``shrink 4096x16 r16 bf16 t64s8 skewed``; ``short`` keeps
+    op, shape, rank, tokens and workload: ``shrink 4096x16 r16 T64 skewed``."""
+    body, _, digest = key.rpartition("-")
+    parts = (body if body and len(digest) == 8 else key).split("-")
+    if short and len(parts) == 6:
+        op, dims, rank, _, ts, workload = parts
+        parts = [op, dims, rank, "T" + ts[1:].split("s")[0], workload]
+    return " ".join(parts)

@@ -8,6 +8,7 @@ import pytest
 
 from dop_tui.cost.metrics import ModelMetrics
 from dop_tui.measure.record import Measurement
+from dop_tui.scenario import scenario_label
 from dop_tui.search.events import (
     CandidatesProposed,
     Finished,
@@ -19,7 +20,7 @@ from dop_tui.search.events import (
     RoundStarted,
 )
 from dop_tui.space import Candidate
-from dop_tui.ui.state import Prior, Scope, Workbench, geomean, scenario_label, scenario_labels, short_config
+from dop_tui.ui.state import Prior, Scope, Workbench, geomean, scenario_labels, short_config
 
 A = "shrink-4096x16-r16-bf16-t8s8-distinct-0123abcd"
 B = "shrink-4096x16-r16-bf16-t64s9-skewed-89abcdef"

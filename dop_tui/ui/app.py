@@ -30,6 +30,7 @@ from textual.worker import get_current_worker
 
 from dop_tui.job import Job, JobError, job_from_mapping
 from dop_tui.measure.calibrate import device_spec, launch_floor_us
+from dop_tui.scenario import scenario_label
 from dop_tui.search.events import JobStarted
 from dop_tui.session.store import SessionError, load, save
 from dop_tui.ui.messages import EventsReady, GpuChecked, RunEnded, RunFailed, ScopeChanged, StartJob
@@ -38,7 +39,7 @@ from dop_tui.ui.screens.help import HelpScreen
 from dop_tui.ui.screens.new_job import NewJobScreen
 from dop_tui.ui.screens.open_session import OpenScreen
 from dop_tui.ui.screens.save_session import SaveScreen
-from dop_tui.ui.state import NodeStats, Prior, Scope, Workbench, scenario_label
+from dop_tui.ui.state import NodeStats, Prior, Scope, Workbench
 from dop_tui.ui.widgets.accuracy_strip import AccuracyStrip
 from dop_tui.ui.widgets.cost_chart import CostChart
 from dop_tui.ui.widgets.event_log import EventLog

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from dop_tui.measure.record import Measurement
+from dop_tui.scenario import scenario_label
 from dop_tui.search.events import (
     CandidatesProposed,
     Event,
@@ -54,17 +55,6 @@ def is_baseline(kernel: str) -> bool:
 def under(kernel: str, node: str) -> bool:
     """Whether ``kernel`` is the tree node ``node`` or below it ("" is the root)."""
     return not node or kernel == node or kernel.startswith(node + "/")
-
-
-def scenario_label(key: str, short: bool = False) -> str:
-    """A scenario key without its hash, spaced: ``shrink 4096x16 r16 bf16 t64s8 skewed``; ``short`` keeps
-    op, shape, rank, tokens and workload: ``shrink 4096x16 r16 T64 skewed``."""
-    body, _, digest = key.rpartition("-")
-    parts = (body if body and len(digest) == 8 else key).split("-")
-    if short and len(parts) == 6:
-        op, dims, rank, _, ts, workload = parts
-        parts = [op, dims, rank, "T" + ts[1:].split("s")[0], workload]
-    return " ".join(parts)
 
 
 def scenario_labels(keys: Iterable[str]) -> dict[str, str]:

@@ -8,8 +8,9 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import DataTable, Select, Static
 
+from dop_tui.scenario import scenario_label
 from dop_tui.ui.messages import ScopeChanged
-from dop_tui.ui.state import LeaderRow, scenario_label, scenario_labels, short_config
+from dop_tui.ui.state import LeaderRow, scenario_labels, short_config
 
 ALL = "*"  # the picker's "every scenario" value (Select needs a non-blank value)
 WIDTHS = {"#": 2, "sketch": 13, "config": 30, "us": 6, "vs best": 7, "floor": 5}  # at least, padding aside
