@@ -1,7 +1,7 @@
 """The H200 dataset of the measurement engine, measured through ``GpuRunner``; writes a session file.
 
   python bench/h200_dataset.py --out DIR [--configs 12] [--gpus N] [--deadline S] [--speedup-scenarios 6]
-                                [--probe-only]
+                                [--probe-only] [--decode-only]
 
 1. Scenarios: the Llama-2-7B decode family (shrink 4096->16 and 11008->16, expand 16->4096 and 16->11008, fused
    q and down; bs 1, 8, 16, 32, 64; four workloads; bf16; one scenario per distinct segment layout) plus
@@ -39,9 +39,11 @@ from dop_tui.space import BASELINES, sample_many, sketches_for
 from dop_tui.workloads import prefill_lens
 
 
-def scenarios(rank: int) -> list[Scenario]:
+def scenarios(rank: int, decode_only: bool = False) -> list[Scenario]:
     per_op = (("shrink", ("q", "down")), ("expand", ("q", "gate")), ("fused", ("q", "down")))
     job = Job(ops=("shrink", "expand", "fused"), ranks=(rank,), op_projections=per_op)
+    if decode_only:
+        return job.scenarios()
     out = []  # prefill first: a deadline cuts decode scenarios, of which there are many
     for op, h_in, h_out in (("shrink", 4096, 4096), ("expand", 4096, 4096), ("fused", 4096, 4096)):
         for n, seed in ((2, 0), (4, 1)):
@@ -67,12 +69,13 @@ def measure_all(runner: GpuRunner, work: list[tuple[Scenario, list]], log, deadl
         res = runner.measure(scn, reqs)
         out.extend(res)
         check, graph = worker_seconds(res)
+        split = " ".join(f"{k} {v:.1f}" for k, v in graph_phases(res).items())
         stats = runner.compiler.stats if runner.compiler else ""
         ok = [m for m in res if m.status == "ok"]
         best = min(ok, key=lambda m: m.us) if ok else None
         log(f"[{i + 1}/{len(work)}] {scn.describe()}: {len(ok)}/{len(res)} ok"
             + (f", best {best.kernel} {best.us:.2f} us" if best else "")
-            + f"; worker s: check {check:.1f} graph {graph:.1f}; {stats}")  # fmt: skip
+            + f"; worker s: check {check:.1f} graph {graph:.1f} ({split}); {stats}")  # fmt: skip
     return out
 
 
@@ -80,6 +83,17 @@ def worker_seconds(ms: list[Measurement]) -> tuple[float, float]:
     """Seconds the GPU workers spent checking (with load or compile) and graph-timing these measurements."""
     found = [re.search(r"check ([\d.]+) s.*graph ([\d.]+) s", m.message) for m in ms]
     return sum(float(f.group(1)) for f in found if f), sum(float(f.group(2)) for f in found if f)
+
+
+def graph_phases(ms: list[Measurement]) -> dict[str, float]:
+    """Seconds the GPU workers spent in each phase of ``time_graph`` (bind, probe, capture, replay)."""
+    total: dict[str, float] = {}
+    for m in ms:
+        found = re.search(r"\(ms: ([^)]*)\)", m.message)
+        words = found.group(1).split() if found else []
+        for name, ms_ in zip(words[::2], words[1::2], strict=True):
+            total[name] = total.get(name, 0.0) + float(ms_) / 1e3
+    return total
 
 
 def speedup_probe(probe: list[tuple[Scenario, list]], gpus: int, log) -> dict:
@@ -117,6 +131,7 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=400, help="pass-1 measurements re-measured in pass 2")
     p.add_argument("--probe-only", action="store_true", help="stop after the speed-up probe")
     p.add_argument("--deadline", type=float, default=0, help="stop pass 1 after this many seconds")
+    p.add_argument("--decode-only", action="store_true", help="leave out the prefill scenarios")
     args = p.parse_args()
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -131,7 +146,9 @@ def main() -> None:
     t_start = time.monotonic()
     deadline = t_start + args.deadline if args.deadline else 0
     rng = random.Random(args.seed)
-    work = [(s, requests(s, args.configs, rng)) for s in scenarios(args.rank)]
+    work = [(s, requests(s, args.configs, rng)) for s in scenarios(args.rank, args.decode_only)]
+    if args.decode_only:  # a deadline then cuts a random part of every op, not the last op
+        rng.shuffle(work)
     log(f"{len(work)} scenarios, {sum(len(r) for _, r in work)} requests")
     summary: dict = {"configs_per_sketch": args.configs, "scenarios": len(work)}
 
@@ -145,7 +162,8 @@ def main() -> None:
         if args.probe_only:
             return
 
-    session = Session(job={"command": "bench/h200_dataset.py", "configs_per_sketch": args.configs})
+    session = Session(job={"command": "bench/h200_dataset.py", "configs_per_sketch": args.configs,
+                           "decode_only": args.decode_only, "seed": args.seed})  # fmt: skip
     with GpuRunner(workers=gpus, do_bench=False) as runner:
         t0 = time.monotonic()
         pass1 = measure_all(runner, work, log, deadline)
@@ -153,7 +171,8 @@ def main() -> None:
         stats = vars(runner.compiler.stats) if runner.compiler else {}
     n1 = len(pass1)
     summary["pass1"] = {"measurements": n1, "seconds": round(t1, 1), "per_min": rate(n1, t1), "gpus": gpus,
-                        "compile": stats}  # fmt: skip
+                        "compile": stats, "worker_graph_phases_s": {k: round(v, 1) for k, v in
+                                                                    graph_phases(pass1).items()}}  # fmt: skip
     log(f"pass 1: {summary['pass1']}")
     by_key = {s.key: s for s, _ in work}
     for m in pass1:

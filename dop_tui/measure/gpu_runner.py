@@ -101,7 +101,8 @@ def _gpu_task(task: tuple[dict, str, dict, dict]) -> dict:
             return Measurement(scn.key, kid, cfg, "wrong", rel_error=err, **common).to_json()
         g = time_graph(kid, st["pool"], cfg, calls=opts.get("calls", 100), replays=opts.get("replays", 7))
         t_graph = time.perf_counter() - t0 - t_check
-        msg = f"worker: check {t_check:.2f} s (load or compile included), graph {t_graph:.2f} s"
+        split = " ".join(f"{k} {v * 1e3:.0f}" for k, v in g.phases.items())
+        msg = f"worker: check {t_check:.2f} s (load or compile included), graph {t_graph:.2f} s (ms: {split})"
         bench = opts.get("do_bench", True)
         if bench is True or (bench == "baselines" and "/baseline/" in kid):
             msg = f"do_bench (L2 flushed, launch included): {time_do_bench(kid, st['base'], cfg).us:.2f} us; " + msg

@@ -13,7 +13,7 @@ import math
 import statistics
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -27,6 +27,7 @@ class Timing:
     us_min: float
     us_max: float
     method: str
+    phases: dict[str, float] = field(default_factory=dict)  # host seconds: bind, probe, capture, replay
 
 
 def rotation_copies(ops: Operands, l2_bytes: int, l2_multiple: float = 3.0, max_copies: int = 4096) -> int:
@@ -52,7 +53,9 @@ def time_graph(
     The calls cover every copy at least once; a slow kernel (the warm-up pass says how slow) gets fewer calls,
     about ``graph_ms`` per replay, so a bad candidate costs a bounded time (its inputs may then sit in L2,
     which matters little at that speed). The pool itself is only needed for fast kernels."""
+    t_start = time.perf_counter()
     runs: list[Callable[[], None]] = [bind(kernel_id, ops, config) for ops in pool]
+    t_bound = time.perf_counter()
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side):
@@ -70,12 +73,14 @@ def time_graph(
     calls = max(calls, len(runs))
     torch.cuda.current_stream().wait_stream(side)
     torch.cuda.synchronize()
+    t_probed = time.perf_counter()
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):
         for i in range(calls):
             runs[i % len(runs)]()
     graph.replay()  # first replay uploads the graph
     torch.cuda.synchronize()
+    t_captured = time.perf_counter()
     per_call = []
     for _ in range(replays):
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
@@ -85,8 +90,15 @@ def time_graph(
         end.synchronize()
         per_call.append(start.elapsed_time(end) * 1e3 / calls)
     del graph
+    t_end = time.perf_counter()
+    phases = {"bind": t_bound - t_start, "probe": t_probed - t_bound, "capture": t_captured - t_probed,
+              "replay": t_end - t_captured}  # fmt: skip
     return Timing(
-        statistics.median(per_call), min(per_call), max(per_call), f"cuda-graph x{calls} / {len(runs)} copies"
+        statistics.median(per_call),
+        min(per_call),
+        max(per_call),
+        f"cuda-graph x{calls} / {len(runs)} copies",
+        phases,
     )
 
 
