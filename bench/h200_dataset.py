@@ -26,6 +26,7 @@ import re
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -120,6 +121,41 @@ def rate(n: int, seconds: float) -> float:
     return round(60 * n / seconds, 1) if seconds > 0 else 0.0
 
 
+def repeatability(args: argparse.Namespace, pass1: list[Measurement], by_key: dict, session: Session, gpus: int,
+                  rng: random.Random, summary: dict, log: Callable[[str], None]) -> None:  # fmt: skip
+    """Pass 2: ``args.repeat`` full-graph measurements of pass 1 again, with do_bench: median and 90th
+    percentile of |t2 - t1| / t1 into ``summary["pass2"]``; the new measurements join ``session``."""
+    timed = [m for m in pass1 if m.status == "ok" and m.us and ", short" not in m.method]  # full graphs only
+    best: dict[str, Measurement] = {}
+    for m in timed:
+        if "/baseline/" not in m.kernel and (m.scenario not in best or m.us < best[m.scenario].us):
+            best[m.scenario] = m
+    chosen = list(best.values()) + [m for m in timed if "/baseline/" in m.kernel]
+    rest = [m for m in timed if m not in chosen]
+    chosen += rng.sample(rest, max(0, min(len(rest), args.repeat - len(chosen))))
+    chosen = chosen[: max(args.repeat, len(best))]
+    groups: dict[str, list[Measurement]] = {}
+    for m in chosen:
+        groups.setdefault(m.scenario, []).append(m)
+    diffs = []
+    with GpuRunner(workers=gpus, do_bench=True, slow_factor=None) as runner:
+        t0 = time.monotonic()
+        for key, ms in groups.items():
+            again = runner.measure(by_key[key], [(m.kernel, m.config) for m in ms])
+            for a, b in zip(ms, again, strict=True):
+                if b.status == "ok" and b.us:
+                    diffs.append(abs(b.us - a.us) / a.us)
+                    session.add(by_key[key], [b])
+        t2 = time.monotonic() - t0
+    diffs.sort()
+    summary["pass2"] = {
+        "remeasured": len(diffs), "seconds": round(t2, 1), "per_min_with_do_bench": rate(len(chosen), t2),
+        "median_rel_diff": round(statistics.median(diffs), 4) if diffs else None,
+        "p90_rel_diff": round(diffs[int(0.9 * (len(diffs) - 1))], 4) if diffs else None,
+    }  # fmt: skip
+    log(f"pass 2: {summary['pass2']}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default=os.environ.get("OUT", "."))
@@ -132,6 +168,13 @@ def main() -> None:
     p.add_argument("--probe-only", action="store_true", help="stop after the speed-up probe")
     p.add_argument("--deadline", type=float, default=0, help="stop pass 1 after this many seconds")
     p.add_argument("--decode-only", action="store_true", help="leave out the prefill scenarios")
+    p.add_argument("--scenarios", type=int, default=0, help="measure only the first N scenarios (0: all)")
+    p.add_argument(
+        "--slow-factor",
+        type=float,
+        default=3.0,
+        help="short graph for a candidate this many times slower than the best so far (0: never)",
+    )
     args = p.parse_args()
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -149,6 +192,8 @@ def main() -> None:
     work = [(s, requests(s, args.configs, rng)) for s in scenarios(args.rank, args.decode_only)]
     if args.decode_only:  # a deadline then cuts a random part of every op, not the last op
         rng.shuffle(work)
+    if args.scenarios:
+        work = work[: args.scenarios]
     log(f"{len(work)} scenarios, {sum(len(r) for _, r in work)} requests")
     summary: dict = {"configs_per_sketch": args.configs, "scenarios": len(work)}
 
@@ -164,15 +209,17 @@ def main() -> None:
 
     session = Session(job={"command": "bench/h200_dataset.py", "configs_per_sketch": args.configs,
                            "decode_only": args.decode_only, "seed": args.seed})  # fmt: skip
-    with GpuRunner(workers=gpus, do_bench=False) as runner:
+    with GpuRunner(workers=gpus, do_bench=False, slow_factor=args.slow_factor or None) as runner:
         t0 = time.monotonic()
         pass1 = measure_all(runner, work, log, deadline)
         t1 = time.monotonic() - t0
         stats = vars(runner.compiler.stats) if runner.compiler else {}
     n1 = len(pass1)
+    phases = {k: round(v, 1) for k, v in graph_phases(pass1).items()}
+    short = sum(", short" in m.method for m in pass1)
     summary["pass1"] = {"measurements": n1, "seconds": round(t1, 1), "per_min": rate(n1, t1), "gpus": gpus,
-                        "compile": stats, "worker_graph_phases_s": {k: round(v, 1) for k, v in
-                                                                    graph_phases(pass1).items()}}  # fmt: skip
+                        "compile": stats, "slow_factor": args.slow_factor, "short_graphs": short,
+                        "worker_graph_phases_s": phases}  # fmt: skip
     log(f"pass 1: {summary['pass1']}")
     by_key = {s.key: s for s, _ in work}
     for m in pass1:
@@ -182,36 +229,9 @@ def main() -> None:
     save(session, out_dir / "h200-dataset.json.gz")
 
     # pass 2: repeatability, with do_bench's launch-inclusive figure
-    timed = [m for m in pass1 if m.status == "ok" and m.us]
-    best: dict[str, Measurement] = {}
-    for m in timed:
-        if "/baseline/" not in m.kernel and (m.scenario not in best or m.us < best[m.scenario].us):
-            best[m.scenario] = m
-    chosen = list(best.values()) + [m for m in timed if "/baseline/" in m.kernel]
-    rest = [m for m in timed if m not in chosen]
-    chosen += rng.sample(rest, max(0, min(len(rest), args.repeat - len(chosen))))
-    chosen = chosen[: max(args.repeat, len(best))]
-    groups: dict[str, list[Measurement]] = {}
-    for m in chosen:
-        groups.setdefault(m.scenario, []).append(m)
-    diffs = []
-    with GpuRunner(workers=gpus, do_bench=True) as runner:
-        t0 = time.monotonic()
-        for key, ms in groups.items():
-            again = runner.measure(by_key[key], [(m.kernel, m.config) for m in ms])
-            for a, b in zip(ms, again, strict=True):
-                if b.status == "ok" and b.us:
-                    diffs.append(abs(b.us - a.us) / a.us)
-                    session.add(by_key[key], [b])
-        t2 = time.monotonic() - t0
-    diffs.sort()
-    summary["pass2"] = {
-        "remeasured": len(diffs), "seconds": round(t2, 1), "per_min_with_do_bench": rate(len(chosen), t2),
-        "median_rel_diff": round(statistics.median(diffs), 4) if diffs else None,
-        "p90_rel_diff": round(diffs[int(0.9 * (len(diffs) - 1))], 4) if diffs else None,
-    }  # fmt: skip
-    log(f"pass 2: {summary['pass2']}")
-    save(session, out_dir / "h200-dataset.json.gz")
+    if args.repeat:
+        repeatability(args, pass1, by_key, session, gpus, rng, summary, log)
+        save(session, out_dir / "h200-dataset.json.gz")
     summary["total_seconds"] = round(time.monotonic() - t_start, 1)
     (out_dir / "dataset_summary.json").write_text(json.dumps(summary, indent=1))
     log(f"done in {summary['total_seconds']} s")

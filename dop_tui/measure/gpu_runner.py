@@ -6,13 +6,15 @@ one worker process per visible GPU (``CUDA_VISIBLE_DEVICES`` pinned in its init)
 ``supervise.WorkerPool``: a kernel that hangs is killed after ``timeout_s`` (``timeout``), one that faults
 takes its worker down (``crash``; a CUDA error poisons the context, so the worker exits on purpose and
 is replaced), and the rest of the batch goes on. In a worker, per scenario: random operands, the float64
-reference and the rotation pool are built once; each request is then
+reference and the rotation pool are built once (the last 16 scenarios stay built); each request is then
 
 1. checked: output poisoned (NaN when the op overwrites, random when it accumulates), one run, relative
    error against the reference; above the dtype's tolerance it is ``wrong`` and never timed;
 2. timed as serving runs it (``timing.time_graph``: a CUDA graph of max(calls, copies) calls over copies
    larger than 3x L2, median of replays) and, when asked, launch-inclusive with L2 flushed (do_bench: for
-   every request, for the baselines only, or never; it costs about 0.1 s a request).
+   every request, for the baselines only, or never; it costs about 0.1 s a request). A candidate whose
+   probe is ``slow_factor`` times slower than the scenario's best so far gets a short graph: 83% of a
+   random sample's replay time went to candidates 3x slower than their scenario's best.
 
 Every measurement records the device, the torch and triton versions and the SM clock when readable.
 """
@@ -20,8 +22,10 @@ Every measurement records the device, the torch and triton versions and the SM c
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -38,7 +42,8 @@ def _pin_gpu(slot: int) -> None:
     os.environ["CUDA_VISIBLE_DEVICES"] = str(slot)
 
 
-_STATE: dict[str, Any] = {}
+SCENARIO_CACHE = 16  # scenario states a worker keeps (a rotation pool is about 3x L2: ~180 MB on an H200)
+_STATES: OrderedDict[str, dict[str, Any]] = OrderedDict()  # least recently used first
 
 
 def _env() -> dict[str, str]:
@@ -52,6 +57,8 @@ def _env() -> dict[str, str]:
 
 
 def _scenario_state(scn: Scenario) -> dict[str, Any]:
+    """The worker's operands, reference, rotation pool and best time so far for ``scn``; the last
+    ``SCENARIO_CACHE`` scenarios stay built, so a search that cycles over scenarios builds each once."""
     import torch
 
     from dop_tui.measure.calibrate import device_spec
@@ -59,21 +66,24 @@ def _scenario_state(scn: Scenario) -> dict[str, Any]:
     from dop_tui.operands import clone_operands, make_operands
     from dop_tui.reference import reference_loop
 
-    if _STATE.get("key") != scn.key:
-        _STATE.clear()
-        dev = device_spec(torch.cuda.get_device_name())  # calibrated ceilings when cached, else built-in
-        base = make_operands(scn, "cuda", seed=0)
-        _STATE.update(
-            key=scn.key,
-            base=base,
-            ref=reference_loop(base),
-            probe=clone_operands(base),
-            start=base.out.clone() if scn.accumulate else torch.full_like(base.out, float("nan")),
-            pool=make_pool(base, rotation_copies(base, dev.l2_bytes)),
-            dev=dev,
-            env={**_env(), "ceilings": dev.source},
-        )
-    return _STATE
+    if scn.key in _STATES:
+        _STATES.move_to_end(scn.key)
+        return _STATES[scn.key]
+    while len(_STATES) >= SCENARIO_CACHE:
+        _STATES.popitem(last=False)
+    dev = device_spec(torch.cuda.get_device_name())  # calibrated ceilings when cached, else built-in
+    base = make_operands(scn, "cuda", seed=0)
+    _STATES[scn.key] = state = dict(
+        base=base,
+        ref=reference_loop(base),
+        probe=clone_operands(base),
+        start=base.out.clone() if scn.accumulate else torch.full_like(base.out, float("nan")),
+        pool=make_pool(base, rotation_copies(base, dev.l2_bytes)),
+        dev=dev,
+        env={**_env(), "ceilings": dev.source},
+        best_us=math.inf,  # fastest full graph timing of this scenario in this worker
+    )
+    return state
 
 
 def _gpu_task(task: tuple[dict, str, dict, dict]) -> dict:
@@ -99,7 +109,13 @@ def _gpu_task(task: tuple[dict, str, dict, dict]) -> dict:
         t_check = time.perf_counter() - t0
         if not err <= TOLERANCE[scn.dtype]:
             return Measurement(scn.key, kid, cfg, "wrong", rel_error=err, **common).to_json()
-        g = time_graph(kid, st["pool"], cfg, calls=opts.get("calls", 100), replays=opts.get("replays", 7))
+        slow = opts.get("slow_factor")
+        g = time_graph(
+            kid, st["pool"], cfg, calls=opts.get("calls", 100), replays=opts.get("replays", 7),
+            slow_us=slow * st["best_us"] if slow and st["best_us"] < math.inf else None,
+        )  # fmt: skip
+        if not g.short:
+            st["best_us"] = min(st["best_us"], g.us)
         t_graph = time.perf_counter() - t0 - t_check
         split = " ".join(f"{k} {v * 1e3:.0f}" for k, v in g.phases.items())
         msg = f"worker: check {t_check:.2f} s (load or compile included), graph {t_graph:.2f} s (ms: {split})"
@@ -125,8 +141,12 @@ class GpuRunner:
     def __init__(
         self, workers: int | None = None, timeout_s: float = 120.0, calls: int = 100, replays: int = 7,
         do_bench: bool | str = True, task_fn: Any = _gpu_task, compile_workers: int | None = None,
+        slow_factor: float | None = 3.0,
     ) -> None:  # fmt: skip
-        """``do_bench``: True, False or "baselines" (the launch-inclusive figure for those only). ``task_fn``
+        """``do_bench``: True, False or "baselines" (the launch-inclusive figure for those only).
+        ``slow_factor``: a candidate whose probe is this many times slower than the best full timing of its
+        scenario so far gets a short graph (``timing.time_graph``); None: every candidate gets the full one.
+        ``task_fn``
         replaces the worker's task (test harnesses wrap ``_gpu_task`` to add fault kernels);
         ``compile_workers`` CPU processes compile ahead (default: the CPU cores not driving a GPU; 0: none)."""
         if do_bench not in (True, False, "baselines"):
@@ -141,7 +161,7 @@ class GpuRunner:
             compile_workers = max(1, (os.cpu_count() or 2) - workers)
         major, minor = torch.cuda.get_device_capability()
         self.compiler = CompilePool(compile_workers, 10 * major + minor) if compile_workers else None
-        self.opts = {"calls": calls, "replays": replays, "do_bench": do_bench}
+        self.opts = {"calls": calls, "replays": replays, "do_bench": do_bench, "slow_factor": slow_factor}
         init_args = None  # init(slot) pins the worker to GPU `slot`
         self.pool = WorkerPool(task_fn, workers=workers, init=_pin_gpu, init_args_per_worker=init_args,
                                timeout_s=timeout_s)  # fmt: skip

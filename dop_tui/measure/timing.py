@@ -28,6 +28,7 @@ class Timing:
     us_max: float
     method: str
     phases: dict[str, float] = field(default_factory=dict)  # host seconds: bind, probe, capture, replay
+    short: bool = False  # the short graph of a candidate slower than the caller's bar
 
 
 def rotation_copies(ops: Operands, l2_bytes: int, l2_multiple: float = 3.0, max_copies: int = 4096) -> int:
@@ -47,12 +48,18 @@ def time_graph(
     calls: int = 100,
     replays: int = 5,
     graph_ms: float = 50.0,
+    slow_us: float | None = None,
+    short_ms: float = 4.0,
+    short_replays: int = 3,
 ) -> Timing:
     """Median microseconds per call of ``calls`` graph-captured calls rotating through ``pool``.
 
-    The calls cover every copy at least once; a slow kernel (the warm-up pass says how slow) gets fewer calls,
-    about ``graph_ms`` per replay, so a bad candidate costs a bounded time (its inputs may then sit in L2,
-    which matters little at that speed). The pool itself is only needed for fast kernels."""
+    A probe graph of up to 16 calls (their inputs may sit in L2, so it can only flatter) estimates the time
+    per call. The calls cover every copy at least once, except that a slow kernel gets fewer calls, about
+    ``graph_ms`` per replay, so a bad candidate costs a bounded time (its inputs may then sit in L2, which
+    matters little at that speed). A candidate whose probe is already slower than ``slow_us`` (the caller's
+    bar, e.g. a multiple of the best so far) gets about ``short_ms`` per replay and ``short_replays`` replays:
+    it cannot become the best, so its figure needs less precision. The pool is only needed for fast kernels."""
     t_start = time.perf_counter()
     runs: list[Callable[[], None]] = [bind(kernel_id, ops, config) for ops in pool]
     t_bound = time.perf_counter()
@@ -60,27 +67,43 @@ def time_graph(
     side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side):
         runs[0]()  # compile and load outside the capture and outside the estimate
-        side.synchronize()
-        probe = runs[1:17] or runs  # a few calls estimate the time per call (graph capture needs no warm-up)
-        t0 = time.perf_counter()
-        for run in probe:
-            run()
-        side.synchronize()
-    est_ms = (time.perf_counter() - t0) * 1e3 / len(probe)
-    if est_ms * max(calls, len(runs)) > graph_ms:
-        runs = runs[: max(1, min(len(runs), math.ceil(graph_ms / est_ms)))]
-        calls = max(3, min(calls, math.ceil(graph_ms / est_ms)))
-    calls = max(calls, len(runs))
     torch.cuda.current_stream().wait_stream(side)
     torch.cuda.synchronize()
+    probe = runs[1:17] or runs
+    est_us = _replay_us(_capture(probe, len(probe)), len(probe), 1)[0]
+    short = slow_us is not None and est_us > slow_us
+    if short:
+        graph_ms, replays = short_ms, short_replays
+    per_replay_calls = max(1, math.ceil(graph_ms * 1e3 / max(est_us, 1e-3)))
+    if per_replay_calls < max(calls, len(runs)):
+        runs = runs[: min(len(runs), per_replay_calls)]
+        calls = max(3, min(calls, per_replay_calls))
+    calls = max(calls, len(runs))
     t_probed = time.perf_counter()
+    graph = _capture(runs, calls)
+    t_captured = time.perf_counter()
+    per_call = _replay_us(graph, calls, replays)
+    del graph
+    t_end = time.perf_counter()
+    phases = {"bind": t_bound - t_start, "probe": t_probed - t_bound, "capture": t_captured - t_probed,
+              "replay": t_end - t_captured}  # fmt: skip
+    method = f"cuda-graph x{calls} / {len(runs)} copies" + (f", short (probe {est_us:.1f} us)" if short else "")
+    return Timing(statistics.median(per_call), min(per_call), max(per_call), method, phases, short)
+
+
+def _capture(runs: list[Callable[[], None]], calls: int) -> torch.cuda.CUDAGraph:
+    """A CUDA graph of ``calls`` calls cycling through ``runs``, replayed once (the first replay uploads it)."""
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):
         for i in range(calls):
             runs[i % len(runs)]()
-    graph.replay()  # first replay uploads the graph
+    graph.replay()
     torch.cuda.synchronize()
-    t_captured = time.perf_counter()
+    return graph
+
+
+def _replay_us(graph: torch.cuda.CUDAGraph, calls: int, replays: int) -> list[float]:
+    """Microseconds per call of each of ``replays`` event-timed replays of ``graph``."""
     per_call = []
     for _ in range(replays):
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
@@ -89,17 +112,7 @@ def time_graph(
         end.record()
         end.synchronize()
         per_call.append(start.elapsed_time(end) * 1e3 / calls)
-    del graph
-    t_end = time.perf_counter()
-    phases = {"bind": t_bound - t_start, "probe": t_probed - t_bound, "capture": t_captured - t_probed,
-              "replay": t_end - t_captured}  # fmt: skip
-    return Timing(
-        statistics.median(per_call),
-        min(per_call),
-        max(per_call),
-        f"cuda-graph x{calls} / {len(runs)} copies",
-        phases,
-    )
+    return per_call
 
 
 def time_do_bench(
