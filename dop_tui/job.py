@@ -12,7 +12,7 @@ Example (every key but ``ops`` has a default)::
     batch_sizes = [1, 8, 16, 32, 64]         # decode: one token per request
     workloads = ["distinct", "uniform", "skewed", "identical"]
     backend = "replay"                       # gpu | replay | interpret
-    replay = "h200-decode-foundation.json.gz"  # the recorded session a replay job answers from
+    replay = ["h200-7b-decode.json.gz"]      # the recorded session(s) a replay job answers from
     budget = 2000                            # measurements the search may spend (baselines not counted)
     seed = 0
     strategy = "evolution"                   # evolution | random | genetic | grid
@@ -58,7 +58,7 @@ class Job:
     batch_sizes: tuple[int, ...] = (1, 8, 16, 32, 64)
     workloads: tuple[str, ...] = WORKLOADS
     backend: str = "gpu"
-    replay: str = ""  # session file for the replay backend
+    replay: tuple[str, ...] = ()  # session files for the replay backend (the first record of a candidate wins)
     budget: int = 1000
     seed: int = 0
     strategy: str = "evolution"
@@ -88,7 +88,7 @@ class Job:
         if self.backend not in BACKENDS:
             raise JobError(f"backend: unknown {self.backend!r}; expected one of {', '.join(BACKENDS)}")
         if self.backend == "replay" and not self.replay:
-            raise JobError('replay: a replay job needs the session file to replay (replay = "FILE")')
+            raise JobError('replay: a replay job needs the session file(s) to replay (replay = "FILE" or a list)')
         if self.strategy not in STRATEGIES:
             raise JobError(f"strategy: unknown {self.strategy!r}; expected one of {', '.join(STRATEGIES)}")
         if self.budget < 1:
@@ -121,8 +121,12 @@ class Job:
         """A path named in the job, relative to the job file."""
         return (Path(self.source).parent if self.source else Path()) / name
 
-    def replay_path(self) -> Path:
-        return self.resolve(self.replay)
+    def replay_paths(self) -> list[Path]:
+        return [self.resolve(name) for name in self.replay]
+
+    def replay_label(self) -> str:
+        """What a replay job answers from, for titles and logs: the files' names."""
+        return "replay of " + " + ".join(p.name for p in self.replay_paths())
 
     def to_mapping(self) -> dict[str, Any]:
         """The job as the TOML table ``job_from_mapping`` reads back, with its paths resolved."""
@@ -135,9 +139,11 @@ class Job:
         d.update(ranks=list(self.ranks), dtypes=list(self.dtypes), batch_sizes=list(self.batch_sizes),
                  workloads=list(self.workloads), backend=self.backend, budget=self.budget, seed=self.seed,
                  strategy=self.strategy)  # fmt: skip
-        for key in ("replay", "warm_start"):
-            if getattr(self, key):
-                d[key] = str(self.resolve(getattr(self, key)))
+        if self.replay:
+            paths = [str(p) for p in self.replay_paths()]
+            d["replay"] = paths[0] if len(paths) == 1 else paths
+        if self.warm_start:
+            d["warm_start"] = str(self.resolve(self.warm_start))
         return d
 
     def with_overrides(self, **overrides: Any) -> Job:
@@ -154,13 +160,12 @@ def _check_choices(key: str, values: tuple[str, ...], allowed: tuple[str, ...]) 
 
 
 _LIST_KEYS = ("ops", "ranks", "dtypes", "batch_sizes", "workloads")
-_SCALARS = {"name": str, "model": str, "backend": str, "replay": str, "budget": int, "seed": int, "strategy": str,
-            "warm_start": str}  # fmt: skip
+_SCALARS = {"name": str, "model": str, "backend": str, "budget": int, "seed": int, "strategy": str, "warm_start": str}
 
 
 def job_from_mapping(d: Mapping[str, Any], source: str = "") -> Job:
     """Validate a parsed job table; ``JobError`` names the first bad key."""
-    known = set(_LIST_KEYS) | set(_SCALARS) | {"shapes", "projections"}
+    known = set(_LIST_KEYS) | set(_SCALARS) | {"shapes", "projections", "replay"}
     unknown = sorted(set(d) - known)
     if unknown:
         raise JobError(f"unknown key(s) {', '.join(unknown)}; expected some of {', '.join(sorted(known))}")
@@ -181,6 +186,13 @@ def job_from_mapping(d: Mapping[str, Any], source: str = "") -> Job:
             if not isinstance(d[key], typ) or isinstance(d[key], bool):
                 raise JobError(f"{key}: expected {typ.__name__}, got {d[key]!r}")
             kw[key] = d[key]
+    if "replay" in d:
+        r = d["replay"]
+        if isinstance(r, str):
+            r = [r]
+        if not (isinstance(r, list) and all(isinstance(x, str) and x for x in r)):
+            raise JobError(f"replay: expected a session file or a list of them, got {d['replay']!r}")
+        kw["replay"] = tuple(r)
     if "projections" in d:
         p = d["projections"]
         if isinstance(p, dict):

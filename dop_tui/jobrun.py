@@ -76,13 +76,13 @@ def job_events(
                       rounds=list(prior.rounds))  # fmt: skip
     recorder = Recorder(session, {s.key: s for s in scenarios}, output)
     start_round = max((r["round"] for r in prior.rounds), default=-1) + 1 if prior.rounds else None
-    recorded = load(job.replay_path()) if job.backend == "replay" else Session()
+    recorded = [load(p) for p in job.replay_paths()] if job.backend == "replay" else []
     opened = open_runner(
         job.backend,
         seed=job.seed,
-        replay=recorded.measurements,
-        replay_name=job.replay_path().name,
-        replay_device=recorded.device,
+        replay=[m for r in recorded for m in r.measurements],
+        replay_label=job.replay_label(),
+        replay_device=next((r.device for r in recorded if r.device), ""),
         do_bench="baselines",
     )  # a search needs graph times only
     with opened as (runner, label, device):

@@ -43,6 +43,30 @@ def test_a_replay_job_runs_and_writes_its_session(job_file, tmp_path):
     assert summary["finished"] == "budget" and summary["rounds"] == s.rounds and summary["best"]
 
 
+def test_a_replay_job_answers_from_several_sessions(tmp_path):
+    """Each file answers the candidates it recorded; the first record of a candidate wins."""
+    sessions = DATASET.parent
+    first, second = load(sessions / "h200-7b-decode.json.gz"), load(sessions / "h200-decode-random.json.gz")
+    only_second = {m.key for m in second.measurements} - {m.key for m in first.measurements}
+    path = tmp_path / "job.toml"
+    path.write_text(
+        'ops = ["expand"]\nprojections = ["q"]\nbatch_sizes = [16]\nworkloads = ["skewed"]\nbackend = "replay"\n'
+        'replay = ["h200-7b-decode.json.gz", "h200-decode-random.json.gz"]\nbudget = 30\n'
+    )
+    (tmp_path / "h200-7b-decode.json.gz").symlink_to(sessions / "h200-7b-decode.json.gz")
+    (tmp_path / "h200-decode-random.json.gz").symlink_to(sessions / "h200-decode-random.json.gz")
+    out = tmp_path / "s.json.gz"
+    res = runner.invoke(app, ["tune", "--batch", str(path), "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "h200-7b-decode.json.gz + h200-decode-random.json.gz" in " ".join(res.output.split())
+    got = load(out).measurements
+    assert {m.status for m in got} == {"ok"} and any(m.key in only_second for m in got)
+    recorded = {}
+    for m in first.measurements + second.measurements:
+        recorded.setdefault(m.key, m)
+    assert all(m.us == recorded[m.key].us for m in got)
+
+
 def test_resume_continues_without_measuring_twice(job_file, tmp_path):
     out = tmp_path / "s.json.gz"
     assert runner.invoke(app, ["tune", "--batch", str(job_file), "--budget", "12", "-o", str(out)]).exit_code == 0

@@ -9,10 +9,12 @@ from dop_tui.session.store import load
 
 def test_the_bundled_replay_job_covers_the_recorded_rank16_decode_family():
     job = default_replay_job()
-    recorded = load(job.replay_path())
     keys = {s.key for s in job.scenarios()}
     assert len(keys) == 102  # 6 (op, shape) x (1 layout at bs 1 + 4 workloads x 4 batch sizes)
-    assert keys <= set(recorded.scenarios)
+    for path in job.replay_paths():  # each file covers the whole family, measured by the GPU runner
+        recorded = load(path)
+        assert keys <= set(recorded.scenarios)
+        assert not any(m.is_screening for m in recorded.measurements)
 
 
 def test_equal_computations_are_tuned_once():
@@ -68,10 +70,21 @@ def test_job_files(tmp_path):
     good = tmp_path / "j.toml"
     good.write_text('ops = ["expand"]\nbackend = "replay"\nreplay = "data.json.gz"\nbudget = 7\n')
     job = load_job(good)
-    assert job.replay_path() == tmp_path / "data.json.gz" and job.budget == 7
+    assert job.replay_paths() == [tmp_path / "data.json.gz"] and job.budget == 7
     assert job.with_overrides(budget=9, seed=None).budget == 9
     back = job_from_mapping(job.to_mapping())  # what a session stores reads back as the same job, paths resolved
-    assert back.replay_path() == job.replay_path() and back.scenarios() == job.scenarios()
+    assert back.replay_paths() == job.replay_paths() and back.scenarios() == job.scenarios()
+    assert back.to_mapping()["replay"] == str(tmp_path / "data.json.gz")  # one file stays a string
+    two = tmp_path / "two.toml"
+    two.write_text('ops = ["expand"]\nbackend = "replay"\nreplay = ["a.json.gz", "sub/b.json.gz"]\n')
+    several = load_job(two)
+    assert several.replay_paths() == [tmp_path / "a.json.gz", tmp_path / "sub" / "b.json.gz"]
+    assert several.replay_label() == "replay of a.json.gz + b.json.gz"
+    assert job_from_mapping(several.to_mapping()).replay_paths() == several.replay_paths()
+    for bad in ("replay = []", "replay = [1]", 'replay = ""', "replay = 3"):
+        two.write_text(f'ops = ["expand"]\nbackend = "replay"\n{bad}\n')
+        with pytest.raises(JobError, match="replay"):
+            load_job(two)
     assert (back.budget, back.backend, back.strategy) == (job.budget, job.backend, job.strategy)
     assert DEFAULT_REPLAY_JOB.exists()
 

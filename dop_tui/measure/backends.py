@@ -40,16 +40,17 @@ def enable_backend(backend: str) -> None:
 
 @contextlib.contextmanager
 def open_runner(
-    backend: str, *, seed: int = 0, replay: Iterable[Measurement] = (), replay_name: str = "", replay_device: str = "",
-    do_bench: bool | str = True,
+    backend: str, *, seed: int = 0, replay: Iterable[Measurement] = (), replay_label: str = "replay",
+    replay_device: str = "", do_bench: bool | str = True,
 ) -> Iterator[tuple[Any, str, str]]:  # fmt: skip
     """``(runner, label, device)`` of ``backend``: a replay of the ``replay`` measurements (recorded on
-    ``replay_device``), the interpreter, or the GPU runner (closed on exit; ``do_bench`` as it takes it)."""
+    ``replay_device``, labelled ``replay_label``), the interpreter, or the GPU runner (closed on exit;
+    ``do_bench`` as it takes it)."""
     enable_backend(backend)
     if backend == "replay":
         from dop_tui.measure.runners import ReplayRunner
 
-        yield ReplayRunner(replay), f"replay of {replay_name}", replay_device
+        yield ReplayRunner(replay), replay_label, replay_device
     elif backend == "interpret":
         from dop_tui.measure.runners import InterpretRunner
 

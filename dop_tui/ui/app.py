@@ -215,7 +215,7 @@ class DopApp(App[None]):
         if self.current is None:
             self.state = Workbench(job=job.to_mapping(), scenarios=tuple(s.key for s in job.scenarios()))
             self.state.budget = job.budget
-            self.state.runner = f"replay of {job.replay_path().name}" if job.backend == "replay" else job.backend
+            self.state.runner = job.replay_label() if job.backend == "replay" else job.backend
 
     def start(self, job: Job | None, resume: Path | None = None, intro: str = "") -> None:
         """Start ``job`` (or resume the session ``resume``), stopping the search in progress; ``intro`` opens

@@ -147,11 +147,12 @@ class NewJobScreen(ModalScreen[tuple[Job, dict[str, Any]] | None]):
                     [(b, b) for b in BACKENDS], value=v["backend"], allow_blank=False, compact=True, id="job-backend"
                 )
                 yield Label("replay", classes="key")
+                replay = v.get("replay", "")
                 yield Input(
-                    v.get("replay", ""),
+                    replay if isinstance(replay, str) else ", ".join(replay),
                     compact=True,
                     id="job-replay",
-                    placeholder="session file a replay job answers from",
+                    placeholder="session file(s) a replay job answers from, comma-separated",
                 )
             with Horizontal(classes="row"):
                 yield Label("budget", classes="key")
@@ -201,7 +202,7 @@ class NewJobScreen(ModalScreen[tuple[Job, dict[str, Any]] | None]):
         d["batch_sizes"] = _ints("batch sizes", self._text("batch-sizes"))
         d["workloads"] = [wl for wl in WORKLOADS if self.query_one(f"#wl-{wl}", Checkbox).value]
         d["backend"] = self.query_one("#job-backend", Select).value
-        if replay := self._text("replay"):
+        if replay := _words(self._text("replay")):
             d["replay"] = replay
         d["budget"], d["seed"] = _int("budget", self._text("budget")), _int("seed", self._text("seed"))
         d["strategy"] = self.query_one("#job-strategy", Select).value
