@@ -72,3 +72,23 @@ def test_measurement_rates_and_validation():
         Measurement("s", "k", {}, "fast")
     with pytest.raises(ValueError, match="unknown measurement fields"):
         Measurement.from_json({**m.to_json(), "speed": 1})
+
+
+def test_gpu_workers_keep_scenario_states_within_their_memory_share():
+    from dop_tui.measure.gpu_runner import LruCache
+
+    built = []
+
+    def build(key: str, nbytes: int):
+        return lambda: (built.append(key) or f"state {key}", nbytes)
+
+    cache = LruCache(max_bytes=100)
+    assert cache.get("a", build("a", 40)) == "state a" and cache.get("b", build("b", 40)) == "state b"
+    assert cache.get("a", build("a", 40)) == "state a" and built == ["a", "b"]  # kept: not built again
+    cache.get("c", build("c", 40))  # over 100 bytes: the least recently used (b) goes
+    assert len(cache) == 2
+    cache.get("a", build("a", 40))
+    cache.get("b", build("b", 40))
+    assert built == ["a", "b", "c", "b"]
+    cache.get("huge", build("huge", 500))  # the newest always stays, alone
+    assert len(cache) == 1 and cache.get("huge", build("huge", 500)) == "state huge" and built[-1] == "huge"

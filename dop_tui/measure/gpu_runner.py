@@ -6,7 +6,7 @@ one worker process per visible GPU (``CUDA_VISIBLE_DEVICES`` pinned in its init)
 ``supervise.WorkerPool``: a kernel that hangs is killed after ``timeout_s`` (``timeout``), one that faults
 takes its worker down (``crash``; a CUDA error poisons the context, so the worker exits on purpose and
 is replaced), and the rest of the batch goes on. In a worker, per scenario: random operands, the float64
-reference and the rotation pool are built once (the last 16 scenarios stay built); each request is then
+reference and the rotation pool are built once (kept in a quarter of the GPU's memory); each request is then
 
 1. checked: output poisoned (NaN when the op overwrites, random when it accumulates), one run, relative
    error against the reference; above the dtype's tolerance it is ``wrong`` and never timed;
@@ -26,7 +26,7 @@ import math
 import os
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from dop_tui.measure.compile_pool import CompilePool
@@ -42,8 +42,31 @@ def _pin_gpu(slot: int) -> None:
     os.environ["CUDA_VISIBLE_DEVICES"] = str(slot)
 
 
-SCENARIO_CACHE = 16  # scenario states a worker keeps (a rotation pool is about 3x L2: ~180 MB on an H200)
-_STATES: OrderedDict[str, dict[str, Any]] = OrderedDict()  # least recently used first
+class LruCache:
+    """Values built on demand and kept while their sizes sum to at most ``max_bytes``: the least recently used
+    go first, and the newest always stays, whatever its size."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[str, tuple[Any, int]] = OrderedDict()
+
+    def get(self, key: str, build: Callable[[], tuple[Any, int]]) -> Any:
+        """The value of ``key``; ``build()`` returns ``(value, nbytes)`` when it is not kept."""
+        if key in self._items:
+            self._items.move_to_end(key)
+            return self._items[key][0]
+        value, nbytes = build()
+        while self._items and sum(n for _, n in self._items.values()) + nbytes > self.max_bytes:
+            self._items.popitem(last=False)
+        self._items[key] = (value, nbytes)
+        return value
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+SCENARIO_MEMORY_SHARE = 0.25  # of the GPU's memory, for the scenario states a worker keeps (~180 MB each on an H200)
+_STATES: LruCache | None = None
 
 
 def _env() -> dict[str, str]:
@@ -57,33 +80,39 @@ def _env() -> dict[str, str]:
 
 
 def _scenario_state(scn: Scenario) -> dict[str, Any]:
-    """The worker's operands, reference, rotation pool and best time so far for ``scn``; the last
-    ``SCENARIO_CACHE`` scenarios stay built, so a search that cycles over scenarios builds each once."""
+    """The worker's operands, reference, rotation pool and best time so far for ``scn``. States stay built
+    while they fit in ``SCENARIO_MEMORY_SHARE`` of the GPU's memory (a pool is about 3x L2), so a search that
+    cycles over a family of scenarios builds each once."""
+    import torch
+
+    global _STATES
+    if _STATES is None:
+        _STATES = LruCache(int(SCENARIO_MEMORY_SHARE * torch.cuda.get_device_properties(0).total_memory))
+    return _STATES.get(scn.key, lambda: _build_state(scn))
+
+
+def _build_state(scn: Scenario) -> tuple[dict[str, Any], int]:
     import torch
 
     from dop_tui.measure.calibrate import device_spec
     from dop_tui.measure.timing import make_pool, rotation_copies
-    from dop_tui.operands import clone_operands, make_operands
+    from dop_tui.operands import clone_operands, make_operands, touched_bytes
     from dop_tui.reference import reference_loop
 
-    if scn.key in _STATES:
-        _STATES.move_to_end(scn.key)
-        return _STATES[scn.key]
-    while len(_STATES) >= SCENARIO_CACHE:
-        _STATES.popitem(last=False)
     dev = device_spec(torch.cuda.get_device_name())  # calibrated ceilings when cached, else built-in
     base = make_operands(scn, "cuda", seed=0)
-    _STATES[scn.key] = state = dict(
+    pool = make_pool(base, rotation_copies(base, dev.l2_bytes))
+    state = dict(
         base=base,
         ref=reference_loop(base),
         probe=clone_operands(base),
         start=base.out.clone() if scn.accumulate else torch.full_like(base.out, float("nan")),
-        pool=make_pool(base, rotation_copies(base, dev.l2_bytes)),
+        pool=pool,
         dev=dev,
         env={**_env(), "ceilings": dev.source},
         best_us=math.inf,  # fastest full graph timing of this scenario in this worker
     )
-    return state
+    return state, (len(pool) + 2) * touched_bytes(base)
 
 
 def _gpu_task(task: tuple[dict, str, dict, dict]) -> dict:
