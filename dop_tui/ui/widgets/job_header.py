@@ -57,7 +57,8 @@ class JobHeader(Vertical):
         title.append(" dop-tui ", style="bold reverse")
         if view.runner.startswith("replay"):
             title.append("  REPLAY ", style="bold black on yellow")
-            source = view.runner.removeprefix("replay of ").strip()
+            first, *more = view.runner.removeprefix("replay of ").strip().split(" + ")
+            source = first + (f" +{len(more)}" if more else "")  # the log's first line names every file
             title.append(f" {source}" + (f" ({view.device})" if view.device else ""), style="yellow")
         elif view.runner:
             title.append(f"  {view.runner.upper()} ", style="bold black on green")
