@@ -262,6 +262,7 @@ def show(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object for scripts.")] = False,
 ) -> None:
     """Summarise a session: job, device, versions, measurements by status, best per scenario."""
+    from dop_tui.scenario import scenario_label
     from dop_tui.session.store import SessionError, load
     from dop_tui.session.summary import best_per_scenario, status_counts
 
@@ -294,7 +295,7 @@ def show(
         m = b.measurement
         frac = f"{m.floor_fraction:.2f}" if m.floor_fraction is not None else "-"
         sp = ", ".join(f"{n} {x:.2f}x" for n, x in b.speedup.items())
-        table.add_row(b.scenario, m.kernel, f"{m.us:.2f}", frac, sp)
+        table.add_row(scenario_label(b.scenario), m.kernel, f"{m.us:.2f}", frac, sp)
     console.print(table)
 
 
