@@ -92,3 +92,21 @@ def test_gpu_workers_keep_scenario_states_within_their_memory_share():
     assert built == ["a", "b", "c", "b"]
     cache.get("huge", build("huge", 500))  # the newest always stays, alone
     assert len(cache) == 1 and cache.get("huge", build("huge", 500)) == "state huge" and built[-1] == "huge"
+
+
+def test_short_graph_timings_are_marked_and_never_the_best_of_their_scenario():
+    """On the H200 job's session: short graphs carry their probe in the method, and the best of every scenario
+    came from a full graph (a short one is slower than its scenario's bar by construction)."""
+    from pathlib import Path
+
+    from dop_tui.session.store import load
+
+    session = load(Path(__file__).resolve().parent.parent / "sessions" / "h200-7b-decode.json.gz")
+    ok = [m for m in session.measurements if m.status == "ok" and m.us is not None]
+    short = [m for m in ok if m.is_short]
+    assert short and all("(probe " in m.method for m in short)
+    best = {}
+    for m in ok:
+        if m.scenario not in best or m.us < best[m.scenario].us:
+            best[m.scenario] = m
+    assert not any(m.is_short for m in best.values())

@@ -141,7 +141,7 @@ def _gpu_task(task: tuple[dict, str, dict, dict]) -> dict:
         slow = opts.get("slow_factor")
         g = time_graph(
             kid, st["pool"], cfg, calls=opts.get("calls", 100), replays=opts.get("replays", 7),
-            slow_us=slow * st["best_us"] if slow and st["best_us"] < math.inf else None,
+            slow_us=slow * st["best_us"] if slow else None,  # inf until a full timing: never short
         )  # fmt: skip
         if not g.short:
             st["best_us"] = min(st["best_us"], g.us)
@@ -175,8 +175,7 @@ class GpuRunner:
         """``do_bench``: True, False or "baselines" (the launch-inclusive figure for those only).
         ``slow_factor``: a candidate whose probe is this many times slower than the best full timing of its
         scenario so far gets a short graph (``timing.time_graph``); None: every candidate gets the full one.
-        ``task_fn``
-        replaces the worker's task (test harnesses wrap ``_gpu_task`` to add fault kernels);
+        ``task_fn`` replaces the worker's task (test harnesses wrap ``_gpu_task`` to add fault kernels);
         ``compile_workers`` CPU processes compile ahead (default: the CPU cores not driving a GPU; 0: none)."""
         if do_bench not in (True, False, "baselines"):
             raise ValueError(f"do_bench must be True, False or 'baselines', got {do_bench!r}")

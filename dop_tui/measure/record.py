@@ -17,6 +17,9 @@ from typing import Any
 STATUSES = ("ok", "wrong", "invalid", "compile_error", "launch_error", "timeout", "crash", "unmeasured")
 
 
+SHORT_MARK = ", short"  # in the method of a short-graph timing (``timing.time_graph``)
+
+
 @dataclass(frozen=True)
 class Measurement:
     scenario: str  # Scenario.key
@@ -45,6 +48,11 @@ class Measurement:
     @property
     def is_screening(self) -> bool:
         return self.method.startswith("screen:")
+
+    @property
+    def is_short(self) -> bool:
+        """Timed by ``time_graph``'s short graph: a candidate already slower than its scenario's bar."""
+        return SHORT_MARK in self.method
 
     @property
     def gbps(self) -> float | None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import torch
 
 from dop_tui.measure.launch import bind
+from dop_tui.measure.record import SHORT_MARK
 from dop_tui.operands import Operands, clone_operands, touched_bytes
 
 
@@ -87,7 +88,7 @@ def time_graph(
     t_end = time.perf_counter()
     phases = {"bind": t_bound - t_start, "probe": t_probed - t_bound, "capture": t_captured - t_probed,
               "replay": t_end - t_captured}  # fmt: skip
-    method = f"cuda-graph x{calls} / {len(runs)} copies" + (f", short (probe {est_us:.1f} us)" if short else "")
+    method = f"cuda-graph x{calls} / {len(runs)} copies" + (f"{SHORT_MARK} (probe {est_us:.1f} us)" if short else "")
     return Timing(statistics.median(per_call), min(per_call), max(per_call), method, phases, short)
 
 
