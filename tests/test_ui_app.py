@@ -360,3 +360,10 @@ async def test_resume_a_session_from_the_command_line(tmp_path: Path) -> None:
         assert any("session so far: 40 measurements" in e.text for e in app.state.log)
         assert app.job is not None and app.job.name == "small replay"  # what `s` starts next
         assert "-/min" in _plain(app.query_one(JobHeader).query_one("#header-stats"))  # nothing new measured
+
+
+def test_the_new_job_form_reads_replay_files_comma_separated() -> None:
+    from dop_tui.ui.screens.new_job import _paths
+
+    assert _paths(" a.json.gz, my runs/b.json.gz ,") == ["a.json.gz", "my runs/b.json.gz"]
+    assert _paths("  ") == []

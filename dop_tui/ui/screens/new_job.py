@@ -39,6 +39,11 @@ def _words(text: str) -> list[str]:
     return [w for w in re.split(r"[,\s]+", text.strip()) if w]
 
 
+def _paths(text: str) -> list[str]:
+    """Comma-separated file paths (a path may hold spaces)."""
+    return [p.strip() for p in text.split(",") if p.strip()]
+
+
 def _ints(key: str, text: str) -> list[int]:
     try:
         return [int(w) for w in _words(text)]
@@ -202,7 +207,7 @@ class NewJobScreen(ModalScreen[tuple[Job, dict[str, Any]] | None]):
         d["batch_sizes"] = _ints("batch sizes", self._text("batch-sizes"))
         d["workloads"] = [wl for wl in WORKLOADS if self.query_one(f"#wl-{wl}", Checkbox).value]
         d["backend"] = self.query_one("#job-backend", Select).value
-        if replay := _words(self._text("replay")):
+        if replay := _paths(self._text("replay")):
             d["replay"] = replay
         d["budget"], d["seed"] = _int("budget", self._text("budget")), _int("seed", self._text("seed"))
         d["strategy"] = self.query_one("#job-strategy", Select).value
