@@ -121,9 +121,9 @@ def rate(n: int, seconds: float) -> float:
     return round(60 * n / seconds, 1) if seconds > 0 else 0.0
 
 
-def repeatability(args: argparse.Namespace, pass1: list[Measurement], by_key: dict, session: Session, gpus: int,
+def repeatability(repeat: int, pass1: list[Measurement], by_key: dict, session: Session, gpus: int,
                   rng: random.Random, summary: dict, log: Callable[[str], None]) -> None:  # fmt: skip
-    """Pass 2: ``args.repeat`` full-graph measurements of pass 1 again, with do_bench: median and 90th
+    """Pass 2: ``repeat`` full-graph measurements of pass 1 again, with do_bench: median and 90th
     percentile of |t2 - t1| / t1 into ``summary["pass2"]``; the new measurements join ``session``."""
     timed = [m for m in pass1 if m.status == "ok" and m.us and not m.is_short]  # full graphs only
     best: dict[str, Measurement] = {}
@@ -132,8 +132,8 @@ def repeatability(args: argparse.Namespace, pass1: list[Measurement], by_key: di
             best[m.scenario] = m
     chosen = list(best.values()) + [m for m in timed if "/baseline/" in m.kernel]
     rest = [m for m in timed if m not in chosen]
-    chosen += rng.sample(rest, max(0, min(len(rest), args.repeat - len(chosen))))
-    chosen = chosen[: max(args.repeat, len(best))]
+    chosen += rng.sample(rest, max(0, min(len(rest), repeat - len(chosen))))
+    chosen = chosen[: max(repeat, len(best))]
     groups: dict[str, list[Measurement]] = {}
     for m in chosen:
         groups.setdefault(m.scenario, []).append(m)
@@ -230,7 +230,7 @@ def main() -> None:
 
     # pass 2: repeatability, with do_bench's launch-inclusive figure
     if args.repeat:
-        repeatability(args, pass1, by_key, session, gpus, rng, summary, log)
+        repeatability(args.repeat, pass1, by_key, session, gpus, rng, summary, log)
         save(session, out_dir / "h200-dataset.json.gz")
     summary["total_seconds"] = round(time.monotonic() - t_start, 1)
     (out_dir / "dataset_summary.json").write_text(json.dumps(summary, indent=1))
