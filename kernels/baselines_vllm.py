@@ -1,56 +1,62 @@
-"""Baseline: vLLM's default Triton LoRA path (the V1 ``lora_shrink`` / ``lora_expand`` generation).
+"""Baselines: vLLM's Triton LoRA path (the V1 ``lora_shrink`` / ``lora_expand`` generation), with its default
+configs (``vllm``) or with tuned configs (``vllm-tuned``).
 
-Clean-room reproduction from the documented behaviour (shared/reference/sgmv-kernels.md, 2.2); no vLLM code.
+Clean-room reproduction from the documented behaviour of vLLM 0.18-0.27, whose device code is unchanged across
+those releases (shared/reference/sgmv-kernels.md, 2.2, and a reading of the released ops); no vLLM code.
 Semantics as ``scenario.py``: shrink ``v (+)= scale * x @ A[w]^T``, expand ``y (+)= scale * v @ B[w]^T``,
 fused ``y (+)= scale * (x @ A[w]^T) @ B[w]^T``, per projection ``p`` of ``P`` (vLLM's *slices*).
 
 What is reproduced:
 
 - Metadata (built in ``bind``, as vLLM builds ``LoRAKernelMeta`` once per forward): the per-token adapter
-  mapping expanded from the segments, ``token_indices_sorted_by_lora_ids`` (stable sort of that mapping;
-  tokens are not regrouped, the kernels gather rows through the permutation), the active adapter ids, the
-  token count per active adapter and their start offsets (cumsum with a leading 0). Grids are sized by the
-  number of *active* adapters and by the total token count ``M = T`` for the row-tile axis, so programs
-  whose row tile lies beyond their adapter's token count return at once (vLLM's early exits).
-- shrink: grid ``(SPLIT_K * cdiv(M, BLOCK_M) * cdiv(r, BLOCK_N), P, active adapters)``, GROUP_SIZE_M=8
-  swizzle of the (row tile, rank tile) pair, ``tl.dot`` with fp32 accumulation, split-K interleaved
-  (split ``i`` takes every SPLIT_K-th BLOCK_K block), ``EVEN_K = K % (BLOCK_K * SPLIT_K) == 0``, scale applied
-  in shrink, fp32 ``tl.atomic_add`` into an fp32 output zeroed by a ``.zero_()`` launch in the op. Default
-  config: T < 128: BLOCK_M=32, BLOCK_N=16, BLOCK_K=256, SPLIT_K=64; T >= 128: BLOCK_K=32, SPLIT_K=8; always
-  num_warps=4, num_stages=2. Split programs with no K to reduce still run one fully masked step and add
-  zeros (at K=4096 only 16 of 64 splits have work): kept on purpose, it is the weak spot a tuner beats.
-  Padding rows of a row tile re-load real rows (row ``i`` of the tile reads token ``i mod rows``) and rank
-  columns past ``r`` re-load real columns (``n mod r``), so operand loads need no M/N masks; the store or
-  atomic is masked.
-- expand: grid ``(cdiv(M, BLOCK_M) * cdiv(max h_p, BLOCK_N), P, active adapters)``, BLOCK_M=64,
-  BLOCK_N=128 (64 when P > 1), BLOCK_K=32, num_warps=4, num_stages=2, no split-K; per-slice widths and
-  column offsets are read on the device (``proj_offsets``), programs past their slice's width return; an
-  intermediate whose dtype differs from B's is cast to B's dtype before the dot (vLLM's CAST_TYPE: an fp32
-  ``v`` with 16-bit weights is rounded to 16 bits); ``add_inputs`` is ``s.accumulate``. When every width
-  is a multiple of 16 the device-read column offset carries a ``tl.multiple_of`` hint (a compiler hint
-  only: without it the y accesses do not vectorise and the kernel spills registers on sm_90).
-- fused: vLLM has no fused kernel; its ``add_lora_linear`` is shrink into an fp32 ``[P, T, r]`` buffer then
-  expand with ``add_inputs``: here the buffer is allocated in ``bind``, and the closure makes three launches
-  (zero, shrink with the scale, expand with scale 1 and ``add_inputs = s.accumulate``).
+  mapping expanded from the segments, ``token_indices_sorted_by_lora_ids`` (stable sort; tokens are not
+  regrouped, the kernels gather rows through the permutation), the active adapter ids, the token count per
+  adapter and their start offsets. The adapter-id array has one slot more than there are adapters, holding -1
+  (vLLM sizes it ``max_loras + 1``, and with ``max_loras`` = the adapters in the batch its grid's third axis is
+  that length: the extra program returns at once). The row-tile axis is sized by the total token count, so
+  programs beyond their adapter's tokens return at once. Offsets are 32-bit, as vLLM's (64-bit only when an
+  operand has 2^31 elements or more).
+- shrink: grid ``(SPLIT_K * cdiv(M, BLOCK_M) * cdiv(r, BLOCK_N), P, adapters + 1)``, GROUP_SIZE_M swizzle of
+  the (row tile, rank tile) pair; exits in vLLM's order (adapter id -1, then row tile past the adapter's tokens).
+  The K loop is vLLM's ``mm_k``: ``cdiv(K, BLOCK_K * SPLIT_K)`` steps, split ``i`` taking every SPLIT_K-th
+  BLOCK_K block; unless K divides evenly, a block starting past K is skipped (no load, no dot), a whole block
+  loads unmasked and only the tail block is masked; the weight tile loads before the activation tile.
+  ``tl.dot`` accumulates in fp32, the scale is applied in the epilogue, and the fp32 output takes a relaxed
+  ``tl.atomic_add`` when SPLIT_K > 1 (a plain store otherwise). Split programs with no K still reach the
+  atomic and add zeros: at K=4096 with the defaults 48 of 64 splits do. Padding rows of a row tile re-load
+  real rows (row ``i`` reads token ``i mod rows``) and rank columns past ``r`` re-load real columns, so the
+  operand loads need no M/N masks; the store or atomic is masked. The op zeroes its fp32 output first (vLLM's
+  ``lora_shrink`` does, every call).
+- expand: grid ``(cdiv(M, BLOCK_M) * cdiv(max h_p, BLOCK_N), P, adapters + 1)``; exits in vLLM's order
+  (adapter, row tile, column tile past the slice's width); the fp32 intermediate is cast to the weights'
+  dtype before the dot (vLLM's CAST_TYPE); the tile is rounded to the output dtype and then, with
+  ``add_inputs`` (``s.accumulate``), the old ``y`` is added in that dtype, as vLLM does.
+- Configs (``vllm_configs``): the defaults (shrink T < 128: BLOCK_M 32, BLOCK_N 16, BLOCK_K 256, SPLIT_K 64,
+  GROUP_SIZE_M 8; T >= 128: BLOCK_K 32, SPLIT_K 8; 4 warps, 2 stages; expand BLOCK_M 64, BLOCK_N 128 (64 when
+  P > 1), BLOCK_K 32, 4 warps, 2 stages), or for ``vllm-tuned`` the tuned entry vLLM's nearest-key rule picks
+  from ``vllm_tuned_h100.TABLES`` (vLLM's H100 files as they resolved for the yardstick cases; a slice count
+  with no entry keeps the defaults).
+- fused: vLLM has no fused kernel; its ``add_lora_linear`` allocates an fp32 ``[P, T, r]`` buffer (no launch),
+  then ``lora_shrink`` (zeroing launch, shrink with the scale) and ``lora_expand`` with ``add_inputs``: the
+  closure makes those three launches.
 
 Where it departs, and why:
 
-- expand multiplies by ``s.scale``: vLLM's expand has no scale (it lives in shrink), but our expand op's
-  semantics include it. In fused the scale is applied once, in shrink, as vLLM does.
-- shrink with ``accumulate=True`` skips the ``.zero_()`` and adds atomically onto ``v`` (vLLM always
-  overwrites). vLLM requires an fp32 shrink output; with ``inter_dtype="input"`` the shrink accumulates into
-  an fp32 workspace ``[T, P*r]`` (allocated in ``bind``, zeroed in the closure) and a small second kernel
-  casts it into ``v`` (adding the old ``v`` when accumulating).
-- fused rounding: our semantics round the intermediate to ``ops.v.dtype``. The buffer stays fp32 (atomics),
-  and the expand rounds it when it loads it: to the input dtype through the CAST_TYPE cast (which is what
-  storing it in ``ops.v.dtype`` would give when ``inter_dtype="input"``). With ``inter_dtype="fp32"`` and
-  16-bit inputs vLLM's cast still rounds to 16 bits before the dot; kept (within tolerance).
-- no ``-1`` (no-LoRA) tokens exist in our scenarios; the kernels still return early on a negative id.
-- split-K is always > 1 with the default configs, so only the atomic path of vLLM's shrink is written.
+- expand multiplies by ``s.scale`` (vLLM's expand has none: its scale lives in shrink), because our expand op's
+  semantics include it; fused applies it once, in shrink, as vLLM does.
+- shrink with ``accumulate=True`` skips the zeroing and adds atomically onto ``v`` (vLLM always overwrites).
+  vLLM needs an fp32 shrink output; with ``inter_dtype="input"`` the shrink accumulates into an fp32 workspace
+  ``[T, P*r]`` (allocated in ``bind``, zeroed in the closure) and a small second kernel casts it into ``v``.
+- several slices: vLLM passes one weight tensor per slice through a pointer table and reads each slice's
+  output offset from a 64-bit tensor with no alignment hint; here the slices are rows of one stacked tensor,
+  and the offsets, when multiples of 16, carry a ``tl.multiple_of`` hint (without it the y accesses do not
+  vectorise and the kernel spills on sm_90). Both only make the baseline faster.
+- no ``-1`` (no-LoRA) tokens exist in our scenarios; the kernels still return early on the -1 id.
 
 Tested in the Triton interpreter (fp32, fp16, bf16; one-token to long segments; ranks 8..128; K not a
 multiple of the blocks; P = 1..3 with different widths; accumulate both ways; inter fp32 and input; the
-T >= 128 config) against ``reference_loop``; compiled ahead of time for sm_90.
+T >= 128 config; tuned configs) against ``reference_loop``; compiled ahead of time for sm_90. Timed on an H200
+beside the real ops' times: ``bench/baselines_vs_reference.py``.
 """
 
 from __future__ import annotations
@@ -61,8 +67,12 @@ import torch
 import triton
 import triton.language as tl
 
+from dop_tui.kernels import vllm_configs
 from dop_tui.kernels._common import cdiv, dot_cast_fp32
+from dop_tui.kernels.vllm_tuned_h100 import TABLES
 from dop_tui.operands import Operands
+
+INT32_LIMIT = 2**31
 
 
 @triton.jit
@@ -94,6 +104,7 @@ def _vllm_shrink_kernel(
     SPLIT_K: tl.constexpr,
     GROUP_SIZE_M: tl.constexpr,
     EVEN_K: tl.constexpr,
+    IDX64: tl.constexpr,
     CAST_FP32: tl.constexpr,
 ):
     pid_skmn = tl.program_id(0)
@@ -111,7 +122,7 @@ def _vllm_shrink_kernel(
     pid_n = (pid_mn % per_group) // group_m
 
     lora_id = tl.load(lora_ids_ptr + lora_idx)
-    if lora_id < 0:
+    if lora_id == -1:
         return
     ntok = tl.load(lora_ntok_ptr + lora_idx)
     m0 = pid_m * BLOCK_M
@@ -121,31 +132,49 @@ def _vllm_shrink_kernel(
     first = tl.load(lora_start_ptr + lora_idx)
     # Padding rows re-load real rows of the tile; only the final atomic is masked.
     offs_m = tl.arange(0, BLOCK_M)
-    rows = tl.load(sorted_tok_ptr + first + m0 + offs_m % m_len).to(tl.int64)
-    rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
-    rk = pid_sk * BLOCK_K + tl.arange(0, BLOCK_K)
-    a_rows = (slice_id * N + rn % N).to(tl.int64)
+    rows = tl.load(sorted_tok_ptr + first + m0 + offs_m % m_len)
+    if IDX64:
+        rows = rows.to(tl.int64)
+        lora_id = lora_id.to(tl.int64)
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    rn = tl.max_contiguous(tl.multiple_of(offs_n % N, BLOCK_N), BLOCK_N)
+    base_k = pid_sk * BLOCK_K
+    rk = base_k + tl.arange(0, BLOCK_K)
     x_ptrs = x_ptr + rows[:, None] * stride_xt + rk[None, :]
-    a_ptrs = a_ptr + lora_id.to(tl.int64) * stride_al + a_rows[None, :] * stride_an + rk[:, None]
+    a_ptrs = a_ptr + lora_id * stride_al + (slice_id * N + rn)[None, :] * stride_an + rk[:, None]
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    # vLLM's mm_k: a block starting past K is skipped; whole blocks load unmasked, the tail block masked.
     for step in range(0, tl.cdiv(K, BLOCK_K * SPLIT_K)):
         if EVEN_K:
-            xt = tl.load(x_ptrs)
             at = tl.load(a_ptrs)
+            xt = tl.load(x_ptrs)
+            if CAST_FP32:
+                xt = xt.to(tl.float32)
+                at = at.to(tl.float32)
+            acc += tl.dot(xt, at)
         else:
-            k_left = K - step * (BLOCK_K * SPLIT_K)
-            xt = tl.load(x_ptrs, mask=rk[None, :] < k_left, other=0.0)
-            at = tl.load(a_ptrs, mask=rk[:, None] < k_left, other=0.0)
-        if CAST_FP32:
-            xt = xt.to(tl.float32)
-            at = at.to(tl.float32)
-        acc += tl.dot(xt, at)
+            k0 = step * (BLOCK_K * SPLIT_K) + base_k
+            if k0 < K:
+                if k0 + BLOCK_K <= K:
+                    at = tl.load(a_ptrs)
+                    xt = tl.load(x_ptrs)
+                else:
+                    k_in = k0 + tl.arange(0, BLOCK_K) < K
+                    at = tl.load(a_ptrs, mask=k_in[:, None], other=0.0)
+                    xt = tl.load(x_ptrs, mask=k_in[None, :], other=0.0)
+                if CAST_FP32:
+                    xt = xt.to(tl.float32)
+                    at = at.to(tl.float32)
+                acc += tl.dot(xt, at)
         x_ptrs += BLOCK_K * SPLIT_K
         a_ptrs += BLOCK_K * SPLIT_K
     acc = acc * scale
-    o_ptrs = out_ptr + slice_id.to(tl.int64) * stride_os + rows[:, None] * stride_ot + rn[None, :]
-    o_mask = (offs_m < m_len)[:, None] & (rn < N)[None, :]
-    tl.atomic_add(o_ptrs, acc, mask=o_mask)
+    o_ptrs = out_ptr + slice_id * stride_os + rows[:, None] * stride_ot + offs_n[None, :]
+    o_mask = (offs_m < m_len)[:, None] & (offs_n < N)[None, :]
+    if SPLIT_K == 1:
+        tl.store(o_ptrs, acc, mask=o_mask)
+    else:
+        tl.atomic_add(o_ptrs, acc, mask=o_mask, sem="relaxed")
 
 
 @triton.jit
@@ -176,8 +205,10 @@ def _vllm_expand_kernel(
     BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
     EVEN_K: tl.constexpr,
+    SLICES: tl.constexpr,
     COL_ALIGN: tl.constexpr,
     ACCUMULATE: tl.constexpr,
+    IDX64: tl.constexpr,
     CAST_FP32: tl.constexpr,
 ):
     pid_mn = tl.program_id(0)
@@ -185,36 +216,48 @@ def _vllm_expand_kernel(
     lora_idx = tl.program_id(2)
     num_pid_m = tl.cdiv(M, BLOCK_M)
     pid_m = pid_mn % num_pid_m
-    pid_n = pid_mn // num_pid_m
-    col0 = tl.multiple_of(tl.load(proj_off_ptr + slice_id), COL_ALIGN)
-    N = tl.load(proj_off_ptr + slice_id + 1) - col0
-    if pid_n * BLOCK_N >= N:
-        return
+    pid_n = (pid_mn // num_pid_m) % tl.cdiv(MAX_N, BLOCK_N)
     lora_id = tl.load(lora_ids_ptr + lora_idx)
-    if lora_id < 0:
+    if lora_id == -1:
         return
     ntok = tl.load(lora_ntok_ptr + lora_idx)
     m0 = pid_m * BLOCK_M
     if m0 >= ntok:
         return
+    if SLICES == 1:
+        col0 = 0
+        N = MAX_N
+    else:
+        col0 = tl.multiple_of(tl.load(proj_off_ptr + slice_id), COL_ALIGN)
+        N = tl.load(proj_off_ptr + slice_id + 1) - col0
+    if pid_n * BLOCK_N >= N:
+        return
     m_len = tl.minimum(ntok - m0, BLOCK_M)
     first = tl.load(lora_start_ptr + lora_idx)
     offs_m = tl.arange(0, BLOCK_M)
-    rows = tl.load(sorted_tok_ptr + first + m0 + offs_m % m_len).to(tl.int64)
-    rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    rows = tl.load(sorted_tok_ptr + first + m0 + offs_m % m_len)
+    if IDX64:
+        rows = rows.to(tl.int64)
+        lora_id = lora_id.to(tl.int64)
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    rn = tl.max_contiguous(tl.multiple_of(offs_n % N, BLOCK_N), BLOCK_N)
     rk = tl.arange(0, BLOCK_K)
-    b_rows = (col0 + rn % N).to(tl.int64)
-    in_ptrs = in_ptr + slice_id.to(tl.int64) * stride_is + rows[:, None] * stride_it + rk[None, :]
-    b_ptrs = b_ptr + lora_id.to(tl.int64) * stride_bl + b_rows[None, :] * stride_bh + rk[:, None]
+    in_ptrs = in_ptr + slice_id * stride_is + rows[:, None] * stride_it + rk[None, :]
+    b_ptrs = b_ptr + lora_id * stride_bl + (col0 + rn)[None, :] * stride_bh + rk[:, None]
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     for step in range(0, tl.cdiv(K, BLOCK_K)):
         if EVEN_K:
-            vt = tl.load(in_ptrs)
             bt = tl.load(b_ptrs)
+            vt = tl.load(in_ptrs)
         else:
-            k_left = K - step * BLOCK_K
-            vt = tl.load(in_ptrs, mask=rk[None, :] < k_left, other=0.0)
-            bt = tl.load(b_ptrs, mask=rk[:, None] < k_left, other=0.0)
+            k0 = step * BLOCK_K
+            if k0 + BLOCK_K <= K:
+                bt = tl.load(b_ptrs)
+                vt = tl.load(in_ptrs)
+            else:
+                k_in = k0 + rk < K
+                bt = tl.load(b_ptrs, mask=k_in[:, None], other=0.0)
+                vt = tl.load(in_ptrs, mask=k_in[None, :], other=0.0)
         vt = vt.to(b_ptr.dtype.element_ty)  # vLLM's CAST_TYPE: the intermediate takes the weights' dtype
         if CAST_FP32:
             vt = vt.to(tl.float32)
@@ -222,12 +265,16 @@ def _vllm_expand_kernel(
         acc += tl.dot(vt, bt)
         in_ptrs += BLOCK_K
         b_ptrs += BLOCK_K
-    acc = acc * scale
-    y_ptrs = y_ptr + rows[:, None] * stride_yt + (col0 + rn)[None, :]
-    y_mask = (offs_m < m_len)[:, None] & (rn < N)[None, :]
+    tile = (acc * scale).to(y_ptr.dtype.element_ty)
+    cols = col0 + offs_n
+    y_ptrs = y_ptr + rows[:, None] * stride_yt + cols[None, :]
+    y_mask = (offs_m < m_len)[:, None] & (cols < col0 + N)[None, :]
     if ACCUMULATE:
-        acc += tl.load(y_ptrs, mask=y_mask, other=0.0).to(tl.float32)
-    tl.store(y_ptrs, acc.to(y_ptr.dtype.element_ty), mask=y_mask)
+        # the rounded tile plus the old output, rounded once: a 16-bit add (computed in fp32, which the
+        # interpreter needs: its bf16 arithmetic is wrong)
+        old = tl.load(y_ptrs, mask=y_mask, other=0.0).to(tl.float32)
+        tile = (tile.to(tl.float32) + old).to(y_ptr.dtype.element_ty)
+    tl.store(y_ptrs, tile, mask=y_mask)
 
 
 @triton.jit
@@ -252,43 +299,52 @@ def _vllm_cast_kernel(
 _CAST_BLOCK = 1024
 
 
-def _lora_meta(ops: Operands) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, int]:
-    """vLLM's per-forward metadata from our segments: (sorted token indices, active adapter ids, tokens per
-    active adapter, their start offsets in the sorted order, number of active adapters)."""
-    s = ops.scenario
-    dev = ops.x.device
-    lens = torch.tensor(s.seg_lens, dtype=torch.int64, device=dev)
-    mapping = torch.repeat_interleave(ops.weight_indices, lens, output_size=s.num_tokens)
+def lora_meta(
+    seg_lens: list[int], weight_indices: torch.Tensor, num_tokens: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """vLLM's per-forward metadata from segments: (token indices sorted by adapter, adapter ids with a trailing
+    -1 slot, tokens per adapter, their start offsets), all int32 on ``weight_indices``' device."""
+    dev = weight_indices.device
+    lens = torch.tensor(seg_lens, dtype=torch.int64, device=dev)
+    mapping = torch.repeat_interleave(weight_indices.to(torch.int64), lens, output_size=num_tokens)
     sorted_ids, order = torch.sort(mapping, stable=True)
-    lora_ids, ntok = torch.unique_consecutive(sorted_ids, return_counts=True)
-    start = torch.zeros(lora_ids.numel() + 1, dtype=torch.int32, device=dev)
-    start[1:] = torch.cumsum(ntok, 0)
-    return order.contiguous(), lora_ids.to(torch.int32), ntok.to(torch.int32), start, s.distinct_adapters
+    ids, ntok = torch.unique_consecutive(sorted_ids, return_counts=True)
+    lora_ids = torch.full((ids.numel() + 1,), -1, dtype=torch.int32, device=dev)
+    lora_ids[:-1] = ids.to(torch.int32)
+    counts = torch.zeros(ids.numel() + 1, dtype=torch.int32, device=dev)
+    counts[:-1] = ntok.to(torch.int32)
+    start = torch.zeros(ids.numel() + 2, dtype=torch.int32, device=dev)
+    start[1:] = torch.cumsum(counts, 0)
+    return order.to(torch.int32), lora_ids, counts, start
 
 
-def _shrink_defaults(num_tokens: int) -> dict[str, int]:
-    small = num_tokens < 128
-    return dict(BLOCK_M=32, BLOCK_N=16, BLOCK_K=256 if small else 32, SPLIT_K=64 if small else 8, GROUP_SIZE_M=8)
+def _idx64(*tensors: torch.Tensor) -> bool:
+    return any(t.numel() >= INT32_LIMIT for t in tensors)
 
 
-def _expand_defaults(num_slices: int) -> dict[str, int]:
-    return dict(BLOCK_M=64, BLOCK_N=64 if num_slices > 1 else 128, BLOCK_K=32)
-
-
-_OPTS = dict(num_warps=4, num_stages=2)
-
-
-def _shrink_launch(ops: Operands, meta: tuple, out: torch.Tensor, stride_os: int, stride_ot: int) -> Callable:
-    """A launcher of vLLM's shrink of ``ops`` into the fp32 ``out`` (slice ``p`` at ``p*stride_os``)."""
-    s = ops.scenario
-    order, lora_ids, ntok, start, n_active = meta
-    cfg = _shrink_defaults(s.num_tokens)
-    M, K, N = s.num_tokens, s.h_in, s.rank
-    grid = (cfg["SPLIT_K"] * cdiv(M, cfg["BLOCK_M"]) * cdiv(N, cfg["BLOCK_N"]), s.num_proj, n_active)
-    x, a = ops.x, ops.a
+def vllm_shrink(
+    x: torch.Tensor,
+    a: torch.Tensor,
+    out: torch.Tensor,
+    meta: tuple[torch.Tensor, ...],
+    num_slices: int,
+    scale: float,
+    config: Mapping[str, int],
+) -> Callable[[], None]:
+    """A launcher of vLLM's shrink: ``out[p, t, :] += scale * x[t] @ A[lora(t), p*r:(p+1)*r]^T`` (atomic, so
+    ``out`` is fp32 and zeroed by the caller) with ``a[L, P*r, K]`` and ``out`` viewed as ``[P, T, r]``
+    through its strides (``out.stride(0)`` between slices, ``out.stride(1)`` between tokens)."""
+    order, lora_ids, ntok, start = meta
+    M, K = x.shape
+    N = a.shape[1] // num_slices
+    c = vllm_configs.shrink_config(config, M)
+    bm, bn, bk, sk = c["block_m"], c["block_n"], c["block_k"], c["split_k"]
+    grid = (sk * cdiv(M, bm) * cdiv(N, bn), num_slices, lora_ids.numel())
     args = (x, a, out, order, lora_ids, ntok, start, M, K, N, x.stride(0), a.stride(0), a.stride(1))
-    args += (stride_os, stride_ot, float(s.scale))
-    kw = dict(cfg, EVEN_K=K % (cfg["BLOCK_K"] * cfg["SPLIT_K"]) == 0, CAST_FP32=dot_cast_fp32(x), **_OPTS)
+    args += (out.stride(0), out.stride(1), float(scale))
+    kw = dict(BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, SPLIT_K=sk, GROUP_SIZE_M=c["group_size_m"],
+              EVEN_K=K % (bk * sk) == 0, IDX64=_idx64(x, a, out), CAST_FP32=dot_cast_fp32(x),
+              num_warps=c["num_warps"], num_stages=c["num_stages"])  # fmt: skip
 
     def launch() -> None:
         _vllm_shrink_kernel[grid](*args, **kw)
@@ -296,28 +352,32 @@ def _shrink_launch(ops: Operands, meta: tuple, out: torch.Tensor, stride_os: int
     return launch
 
 
-def _expand_launch(
-    ops: Operands,
-    meta: tuple,
+def vllm_expand(
     inp: torch.Tensor,
-    stride_is: int,
-    stride_it: int,
+    b: torch.Tensor,
+    y: torch.Tensor,
+    meta: tuple[torch.Tensor, ...],
+    proj_offsets: torch.Tensor,
+    h_outs: tuple[int, ...],
     scale: float,
-    accumulate: bool,
-) -> Callable:
-    """A launcher of vLLM's expand of ``inp`` (slice ``p`` at ``p*stride_is``) into ``ops.y``."""
-    s = ops.scenario
-    order, lora_ids, ntok, start, n_active = meta
-    cfg = _expand_defaults(s.num_proj)
-    M, K, max_n = s.num_tokens, s.rank, max(s.h_outs)
-    grid = (cdiv(M, cfg["BLOCK_M"]) * cdiv(max_n, cfg["BLOCK_N"]), s.num_proj, n_active)
-    b, y = ops.b, ops.y
-    args = (inp, b, y, order, lora_ids, ntok, start, ops.proj_offsets, M, K, max_n)
-    args += (stride_is, stride_it, b.stride(0), b.stride(1), y.stride(0), float(scale))
+    add_inputs: bool,
+    config: Mapping[str, int],
+) -> Callable[[], None]:
+    """A launcher of vLLM's expand: ``y[t, off_p:off_p+h_p] (+)= scale * inp[p, t] @ B[lora(t), off_p:...]^T``
+    with ``b[L, sum h_p, r]``, ``inp`` viewed as ``[P, T, r]`` through its strides, and ``proj_offsets`` the
+    prefix sums of ``h_outs`` on the device."""
+    order, lora_ids, ntok, start = meta
+    M, K, P, max_n = y.shape[0], b.shape[2], len(h_outs), max(h_outs)
+    c = vllm_configs.expand_config(config, P)
+    bm, bn, bk = c["block_m"], c["block_n"], c["block_k"]
+    grid = (cdiv(M, bm) * cdiv(max_n, bn), P, lora_ids.numel())
+    args = (inp, b, y, order, lora_ids, ntok, start, proj_offsets, M, K, max_n)
+    args += (inp.stride(0), inp.stride(1), b.stride(0), b.stride(1), y.stride(0), float(scale))
     # Slice offsets are read on the device: say when they are multiples of 16 (vectorised y accesses).
-    col_align = 16 if all(h % 16 == 0 for h in s.h_outs) else 1
-    kw = dict(cfg, EVEN_K=K % cfg["BLOCK_K"] == 0, COL_ALIGN=col_align, ACCUMULATE=accumulate)
-    kw.update(CAST_FP32=dot_cast_fp32(b), **_OPTS)
+    col_align = 16 if all(h % 16 == 0 for h in h_outs) else 1
+    kw = dict(BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, EVEN_K=K % bk == 0, SLICES=P, COL_ALIGN=col_align,
+              ACCUMULATE=add_inputs, IDX64=_idx64(inp, b, y), CAST_FP32=dot_cast_fp32(b),
+              num_warps=c["num_warps"], num_stages=c["num_stages"])  # fmt: skip
 
     def launch() -> None:
         _vllm_expand_kernel[grid](*args, **kw)
@@ -325,14 +385,30 @@ def _expand_launch(
     return launch
 
 
-def bind_shrink(ops: Operands, config: Mapping[str, int]) -> Callable[[], None]:
-    """shrink/baseline/vllm: zero (when overwriting), split-K atomic shrink; fp32 workspace + cast when
-    ``v`` is 16-bit. ``config`` is ignored: the baseline has fixed choices."""
+def _meta(ops: Operands) -> tuple[torch.Tensor, ...]:
     s = ops.scenario
-    meta = _lora_meta(ops)
-    v, R = ops.v, s.total_rank
+    return lora_meta(list(s.seg_lens), ops.weight_indices, s.num_tokens)
+
+
+def _configs(ops: Operands, tuned: bool) -> tuple[dict[str, int] | None, dict[str, int] | None]:
+    """(shrink, expand) entries of the tuned table for this call, or (None, None) for the defaults."""
+    if not tuned:
+        return None, None
+    s = ops.scenario
+    max_loras, P, T = s.distinct_adapters + 1, s.num_proj, s.num_tokens
+    shrink = vllm_configs.lookup(TABLES["SHRINK"], max_loras, P, T, s.h_in, s.rank)
+    expand = vllm_configs.lookup(TABLES["EXPAND_TRUE"], max_loras, P, T, s.rank, max(s.h_outs))
+    return shrink, expand
+
+
+def _bind_shrink(ops: Operands, tuned: bool) -> Callable[[], None]:
+    s = ops.scenario
+    meta = _meta(ops)
+    cfg = _configs(ops, tuned)[0]
+    v, T, R = ops.v, s.num_tokens, s.total_rank
     if v.dtype == torch.float32:
-        shrink = _shrink_launch(ops, meta, v, s.rank, v.stride(0))
+        shrink = vllm_shrink(ops.x, ops.a, v.view(T, s.num_proj, s.rank).transpose(0, 1), meta, s.num_proj,
+                             s.scale, cfg)  # fmt: skip
         zero_first = not s.accumulate
 
         def run() -> None:
@@ -342,9 +418,10 @@ def bind_shrink(ops: Operands, config: Mapping[str, int]) -> Callable[[], None]:
 
         return run
 
-    ws = torch.empty((s.num_tokens, R), dtype=torch.float32, device=v.device)
-    shrink = _shrink_launch(ops, meta, ws, s.rank, R)
-    numel = s.num_tokens * R
+    ws = torch.empty((T, R), dtype=torch.float32, device=v.device)
+    shrink = vllm_shrink(ops.x, ops.a, ws.view(T, s.num_proj, s.rank).transpose(0, 1), meta, s.num_proj, s.scale,
+                         cfg)  # fmt: skip
+    numel = T * R
     cast_grid = (cdiv(numel, _CAST_BLOCK),)
     accumulate = s.accumulate
 
@@ -356,23 +433,20 @@ def bind_shrink(ops: Operands, config: Mapping[str, int]) -> Callable[[], None]:
     return run_cast
 
 
-def bind_expand(ops: Operands, config: Mapping[str, int]) -> Callable[[], None]:
-    """expand/baseline/vllm: one launch, grid (row x column tiles, slices, active adapters).
-    ``config`` is ignored."""
+def _bind_expand(ops: Operands, tuned: bool) -> Callable[[], None]:
     s = ops.scenario
-    meta = _lora_meta(ops)
-    return _expand_launch(ops, meta, ops.v, s.rank, ops.v.stride(0), s.scale, s.accumulate)
+    v = ops.v.view(s.num_tokens, s.num_proj, s.rank).transpose(0, 1)
+    cfg = _configs(ops, tuned)[1]
+    return vllm_expand(v, ops.b, ops.y, _meta(ops), ops.proj_offsets, s.h_outs, s.scale, s.accumulate, cfg)
 
 
-def bind_fused(ops: Operands, config: Mapping[str, int]) -> Callable[[], None]:
-    """fused/baseline/vllm: zero an fp32 [P, T, r] buffer, shrink into it (scaled), expand from it.
-    ``config`` is ignored."""
+def _bind_fused(ops: Operands, tuned: bool) -> Callable[[], None]:
     s = ops.scenario
-    meta = _lora_meta(ops)
-    T, r = s.num_tokens, s.rank
-    buf = torch.empty((s.num_proj, T, r), dtype=torch.float32, device=ops.x.device)
-    shrink = _shrink_launch(ops, meta, buf, T * r, r)
-    expand = _expand_launch(ops, meta, buf, T * r, r, 1.0, s.accumulate)
+    meta = _meta(ops)
+    shrink_cfg, expand_cfg = _configs(ops, tuned)
+    buf = torch.empty((s.num_proj, s.num_tokens, s.rank), dtype=torch.float32, device=ops.x.device)
+    shrink = vllm_shrink(ops.x, ops.a, buf, meta, s.num_proj, s.scale, shrink_cfg)
+    expand = vllm_expand(buf, ops.b, ops.y, meta, ops.proj_offsets, s.h_outs, 1.0, s.accumulate, expand_cfg)
 
     def run() -> None:
         buf.zero_()
@@ -380,3 +454,34 @@ def bind_fused(ops: Operands, config: Mapping[str, int]) -> Callable[[], None]:
         expand()
 
     return run
+
+
+def bind_shrink(ops: Operands, config: Mapping[str, int]) -> Callable[[], None]:
+    """shrink/baseline/vllm: zero (when overwriting), split-K atomic shrink; fp32 workspace + cast when ``v``
+    is 16-bit. ``config`` is ignored: the baseline has fixed choices."""
+    return _bind_shrink(ops, tuned=False)
+
+
+def bind_expand(ops: Operands, config: Mapping[str, int]) -> Callable[[], None]:
+    """expand/baseline/vllm: one launch, grid (row x column tiles, slices, adapters + 1)."""
+    return _bind_expand(ops, tuned=False)
+
+
+def bind_fused(ops: Operands, config: Mapping[str, int]) -> Callable[[], None]:
+    """fused/baseline/vllm: vLLM's add_lora_linear: zero an fp32 [P, T, r] buffer, shrink, expand."""
+    return _bind_fused(ops, tuned=False)
+
+
+def bind_shrink_tuned(ops: Operands, config: Mapping[str, int]) -> Callable[[], None]:
+    """shrink/baseline/vllm-tuned: as ``bind_shrink`` with the tuned config vLLM would look up."""
+    return _bind_shrink(ops, tuned=True)
+
+
+def bind_expand_tuned(ops: Operands, config: Mapping[str, int]) -> Callable[[], None]:
+    """expand/baseline/vllm-tuned: as ``bind_expand`` with the tuned config vLLM would look up."""
+    return _bind_expand(ops, tuned=True)
+
+
+def bind_fused_tuned(ops: Operands, config: Mapping[str, int]) -> Callable[[], None]:
+    """fused/baseline/vllm-tuned: as ``bind_fused`` with the tuned configs vLLM would look up."""
+    return _bind_fused(ops, tuned=True)

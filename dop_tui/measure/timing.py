@@ -52,6 +52,7 @@ def time_graph(
     slow_us: float | None = None,
     short_ms: float = 4.0,
     short_replays: int = 3,
+    binder: Callable[[Operands], Callable[[], None]] | None = None,
 ) -> Timing:
     """Median microseconds per call of ``calls`` graph-captured calls rotating through ``pool``.
 
@@ -60,9 +61,10 @@ def time_graph(
     ``graph_ms`` per replay, so a bad candidate costs a bounded time (its inputs may then sit in L2, which
     matters little at that speed). A candidate whose probe is already slower than ``slow_us`` (the caller's
     bar, e.g. a multiple of the best so far) gets about ``short_ms`` per replay and ``short_replays`` replays:
-    it cannot become the best, so its figure needs less precision. The pool is only needed for fast kernels."""
+    it cannot become the best, so its figure needs less precision. The pool is only needed for fast kernels.
+    ``binder`` replaces ``bind(kernel_id, ops, config)`` (a composite call, e.g. a benchmark's own sequence)."""
     t_start = time.perf_counter()
-    runs: list[Callable[[], None]] = [bind(kernel_id, ops, config) for ops in pool]
+    runs: list[Callable[[], None]] = [binder(ops) if binder else bind(kernel_id, ops, config) for ops in pool]
     t_bound = time.perf_counter()
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())

@@ -399,15 +399,23 @@ class Baseline:
 
 
 BASELINES: tuple[Baseline, ...] = tuple(
-    Baseline(name, op, doc, f"{mod}:bind_{op}")
-    for name, mod, doc in (
-        ("vllm", "baselines_vllm", "vLLM's default Triton LoRA path (token-sorted gather, default configs)"),
+    Baseline(name, op, doc, f"{mod}:bind_{op}{suffix}")
+    for name, mod, suffix, doc in (
+        ("vllm", "baselines_vllm", "", "vLLM's Triton LoRA ops with their default configs (token-sorted gather)"),
+        (
+            "vllm-tuned",
+            "baselines_vllm",
+            "_tuned",
+            "vLLM's Triton LoRA ops with the tuned configs its nearest-key lookup picks (H100 files)",
+        ),
+        ("sglang", "baselines_sglang", "", "SGLang's chunked SGMV (csgmv: chunks of 16 tokens, 16-bit intermediate)"),
         (
             "punica",
             "baselines_punica",
+            "",
             "Punica's fixed SGMV choices (chunk-256 split-K shrink, 32x128x16 expand)",
         ),
-        ("torch", "baselines_torch", "torch gather + bmm in the input dtype (no custom kernel)"),
+        ("torch", "baselines_torch", "", "torch gather + bmm in the input dtype (no custom kernel)"),
     )
     for op in ("shrink", "expand", "fused")
 )
