@@ -19,7 +19,7 @@ from dop_tui.jobrun import job_events
 from dop_tui.scenario import scenario_label
 from dop_tui.search.events import Finished, JobStarted, Measured, ModelRetrained, NewBest, RoundDone
 from dop_tui.session.store import Session, SessionError
-from dop_tui.session.summary import best_per_scenario
+from dop_tui.session.summary import best_per_scenario, delta_summary, session_delta
 
 
 def default_output(job: Job) -> Path:
@@ -52,6 +52,7 @@ def run_batch(
             task = progress.add_task("starting", total=None, note="")
             for ev in job_events(job, output=output, resume=resume, controls=controls):
                 if isinstance(ev, JobStarted):
+                    seen.scenarios = {scn.key: scn for scn in ev.specs}
                     output = output or resume
                     progress.update(task, total=ev.budget, description=f"{ev.strategy} on {ev.runner}")
                     console.print(f"[bold]{ev.job.get('name', 'job')}[/]: {len(ev.scenarios)} scenarios, "
@@ -89,6 +90,9 @@ def run_batch(
         return 1
     timed = any(m.us is not None for m in seen.measurements)
     console.print(final_table(seen) if timed else checked_table(seen))
+    summary = delta_table(seen) if timed else None
+    if summary is not None:
+        console.print(summary)
     console.print(f"{finished.reason}: {finished.budget_used} measurements in {time.monotonic() - started:.1f} s; "
                   f"session written to {output}")  # fmt: skip
     return 0
@@ -100,15 +104,35 @@ def final_table(session: Session) -> Table:
     screened = any(b.measurement.is_screening for b in best)
     note = "* a screening-pass time (ranking quality): the replayed dataset has no full timing there"
     table = Table(title="best kernel per scenario", caption=note if screened else None)
-    for col in ("scenario", "sketch", "config", "us", "speedup", "floor"):
-        table.add_column(col, justify="right" if col in ("us", "floor") else "left", overflow="fold")
+    for col in ("scenario", "sketch", "config", "us", "vs best", "speedup over each baseline", "floor"):
+        table.add_column(col, justify="right" if col in ("us", "vs best", "floor") else "left", overflow="fold")
     for b in best:
         m = b.measurement
         cfg = " ".join(f"{k}={v}" for k, v in sorted(m.config.items()))
         speed = " ".join(f"{n} {r:.2f}x" for n, r in b.speedup.items())
         floor = f"{m.floor_fraction:.2f}" if m.floor_fraction is not None else "-"
         us = f"{m.us:.2f}" + ("*" if m.is_screening else "")
-        table.add_row(scenario_label(b.scenario), m.kernel, cfg, us, speed, floor)
+        vs = f"{b.vs_best:.2f}x" if b.vs_best is not None else "-"
+        table.add_row(scenario_label(b.scenario), m.kernel, cfg, us, vs, speed, floor)
+    return table
+
+
+def delta_table(session: Session) -> Table | None:
+    """The LoRA delta ``y += (x A^T) B^T`` of the job's fused scenarios against each baseline's own delta and
+    against the best baseline per case; None when the job has no fused scenario with a result."""
+    cases = session_delta(session, screening_fallback=True)
+    summary = delta_summary(cases)
+    if not summary:
+        return None
+    fused = sum(1 for c in cases if c.how == "fused")
+    table = Table(title=f"LoRA delta, ours (best fused or best shrink + best expand; fused won {fused} of "
+                        f"{len(cases)}) against each baseline's delta")  # fmt: skip
+    for col in ("against", "geo-mean", "min", "max", "cases"):
+        table.add_column(col, justify="left" if col == "against" else "right")
+    for name, r in summary.items():
+        label = "best baseline per case" if name == "best" else name
+        table.add_row(label, f"{r.geomean:.2f}x", f"{r.min:.2f}x", f"{r.max:.2f}x", str(r.n),
+                      style="bold" if name == "best" else None)  # fmt: skip
     return table
 
 

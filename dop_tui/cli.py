@@ -262,9 +262,10 @@ def show(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object for scripts.")] = False,
 ) -> None:
     """Summarise a session: job, device, versions, measurements by status, best per scenario."""
+    from dop_tui.batch import delta_table
     from dop_tui.scenario import scenario_label
     from dop_tui.session.store import SessionError, load
-    from dop_tui.session.summary import best_per_scenario, status_counts
+    from dop_tui.session.summary import best_per_scenario, delta_summary, session_delta, status_counts
 
     try:
         sess = load(session)
@@ -272,8 +273,12 @@ def show(
         raise _fail(str(exc)) from None
     counts, best = status_counts(sess), best_per_scenario(sess)
     if as_json:
+        cases = session_delta(sess)
+        delta = {"summary": {k: vars(r) for k, r in delta_summary(cases).items()},
+                 "cases": [{"scenario": c.scenario.key, "us": c.ours_us, "how": c.how, "baselines": c.baselines,
+                            "vs_best": c.vs_best} for c in cases]}  # fmt: skip
         print(json.dumps({"device": sess.device, "env": sess.env, "job": sess.job, "counts": counts,
-                          "best": [b.to_json() for b in best], "rounds": sess.rounds,
+                          "best": [b.to_json() for b in best], "lora_delta": delta, "rounds": sess.rounds,
                           "finished": sess.finished}))  # fmt: skip
         return
     job = sess.job.get("name") if "ops" in sess.job else sess.job
@@ -289,14 +294,18 @@ def show(
         spent = f"{last['budget_used']} search measurements in {last['elapsed_s']:.0f} s"
         console.print(f"rounds: {last['round']} ({spent}, {sess.finished or 'not finished'}){model}")
     table = Table(title="best per scenario")
-    for col in ("scenario", "sketch", "us", "floor frac.", "speedup"):
+    for col in ("scenario", "sketch", "us", "floor frac.", "vs best", "speedup over each baseline"):
         table.add_column(col)
     for b in best:
         m = b.measurement
         frac = f"{m.floor_fraction:.2f}" if m.floor_fraction is not None else "-"
         sp = ", ".join(f"{n} {x:.2f}x" for n, x in b.speedup.items())
-        table.add_row(scenario_label(b.scenario), m.kernel, f"{m.us:.2f}", frac, sp)
+        vs = f"{b.vs_best:.2f}x" if b.vs_best is not None else "-"
+        table.add_row(scenario_label(b.scenario), m.kernel, f"{m.us:.2f}", frac, vs, sp)
     console.print(table)
+    delta = delta_table(sess)
+    if delta is not None:
+        console.print(delta)
 
 
 @app.command()

@@ -14,7 +14,8 @@ from dop_tui.cli import app
 from dop_tui.measure.record import Measurement
 from dop_tui.scenario import make_scenario
 from dop_tui.session.store import Session, SessionError, load, save
-from dop_tui.session.summary import best_per_scenario, status_counts
+from dop_tui.session.summary import best_per_scenario, delta_summary, session_delta, status_counts
+from dop_tui.space import BASELINES, sketches_for
 
 SCN = make_scenario("shrink", 4096, (4096,), 16, "bf16", [1, 1], workload="distinct")
 BUNDLED = Path(__file__).resolve().parent.parent / "sessions" / "h200-decode-foundation.json.gz"
@@ -98,9 +99,11 @@ def test_show_json_keys_on_the_bundled_h200_session():
     assert set(d["counts"]) == {"ok", "wrong", "timeout", "crash", "compile_error", "invalid", "launch_error"}
     assert d["counts"]["ok"] > 20000 and len(d["best"]) == 204
     b = d["best"][0]
-    assert {"scenario", "sketch", "config", "us", "speedup"} <= set(b) and {"vllm", "punica", "torch"} <= set(
-        b["speedup"]
-    )
+    assert {"scenario", "sketch", "config", "us", "speedup", "vs_best"} <= set(b)
+    assert set(b["speedup"]) == {x.name for x in BASELINES} and b["vs_best"] == min(b["speedup"].values())
+    delta = d["lora_delta"]
+    assert delta["summary"]["best"]["n"] == len(delta["cases"]) > 0
+    assert all(c["vs_best"] == min(c["baselines"].values()) / c["us"] for c in delta["cases"])
 
 
 def test_replay_answers_recorded_candidates_and_refuses_the_rest(tmp_path):
@@ -126,7 +129,33 @@ def test_measure_interpret_writes_and_extends_a_session(tmp_path):
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, proc.stdout + proc.stderr
     sess = load(path)
-    assert len(sess.measurements) == 2 * 6 and {m.status for m in sess.measurements} == {"ok"}
+    per_run = len(sketches_for("shrink")) + sum(b.op == "shrink" for b in BASELINES)
+    assert len(sess.measurements) == 2 * per_run and {m.status for m in sess.measurements} == {"ok"}
     assert len(sess.scenarios) == 1
     with gzip.open(BUNDLED) as f:
         assert json.load(f)["format"] == "dop-session"
+
+
+def test_lora_delta_takes_the_faster_path_and_divides_the_best_baseline_per_case():
+    lens = [3, 1]
+    fused = make_scenario("fused", 4096, (4096,), 16, "bf16", lens, workload="skewed")
+    shrink = make_scenario("shrink", 4096, (11008,), 16, "bf16", lens, workload="skewed")  # any h_out: same shrink
+    expand = make_scenario("expand", 4096, (4096,), 16, "bf16", lens, workload="skewed")
+    other = make_scenario("fused", 11008, (4096,), 16, "bf16", [4], workload="identical")
+    s = Session()
+    s.add(fused, [Measurement(fused.key, "fused/tile/dot", {}, "ok", us=9.0),
+                  Measurement(fused.key, "fused/baseline/vllm", {}, "ok", us=12.0),
+                  Measurement(fused.key, "fused/baseline/sglang", {}, "ok", us=10.0)])  # fmt: skip
+    s.add(shrink, [Measurement(shrink.key, "shrink/tile/dot", {}, "ok", us=3.0)])
+    s.add(expand, [Measurement(expand.key, "expand/tile/dot", {}, "ok", us=2.0)])
+    s.add(other, [Measurement(other.key, "fused/tile/dot", {}, "ok", us=4.0),
+                  Measurement(other.key, "fused/baseline/vllm", {}, "ok", us=6.0)])  # fmt: skip
+    cases = {c.scenario.key: c for c in session_delta(s)}
+    first, second = cases[fused.key], cases[other.key]
+    assert (first.ours_us, first.how, first.best_baseline) == (5.0, "shrink+expand", "sglang")
+    assert first.vs_best == 2.0 and first.speedup == {"vllm": 2.4, "sglang": 2.0}
+    assert (second.ours_us, second.how, second.vs_best) == (4.0, "fused", 1.5)
+    summary = delta_summary(list(cases.values()))
+    assert next(iter(summary)) == "best" and summary["best"].n == 2 and summary["best"].min == 1.5
+    assert summary["sglang"].n == 1 and summary["vllm"].max == 2.4
+    assert abs(summary["best"].geomean - (2.0 * 1.5) ** 0.5) < 1e-12

@@ -9,6 +9,7 @@ import pytest
 from test_ui_support import REPLAY, finish, small_job, until
 
 from dop_tui.session.store import load
+from dop_tui.space import BASELINES
 from dop_tui.ui import app as app_module
 from dop_tui.ui.app import DopApp, make_app
 from dop_tui.ui.messages import EventsReady
@@ -27,6 +28,7 @@ from dop_tui.ui.widgets.roofline_chart import RooflineChart
 from dop_tui.ui.widgets.sketch_tree import SketchTree
 
 SIZE = (120, 40)
+NAMES = {b.name for b in BASELINES}  # every baseline is in the bundled dataset
 pytest_plugins = ("test_ui_support",)  # its fixtures: fast_replay, gate
 pytestmark = pytest.mark.usefixtures("fast_replay")
 
@@ -55,7 +57,7 @@ async def test_a_replay_job_fills_every_pane_through_coalesced_batches(tmp_path:
         header = app.query_one(JobHeader)
         title = _plain(header.query_one("#header-title"))
         assert "REPLAY" in title and "h200-decode-foundation.json.gz" in title and "small replay" in title
-        assert "48/48 measured" in _plain(header.query_one("#header-stats"))
+        assert "48/48 ·" in _plain(header.query_one("#header-stats"))
         # sketch tree: the job's ops only, each node with measurements, best and population share
         tree = app.query_one(SketchTree)
         assert {"", "shrink", "expand", "shrink/splitk/dot", "expand/walk/segments"} <= set(tree.node_ids)
@@ -65,23 +67,19 @@ async def test_a_replay_job_fills_every_pane_through_coalesced_batches(tmp_path:
         assert f"{stats.measured}" in str(tree._by_id["shrink"].label)
         # fitness, cost model, roofline: views of the events, drawn by plotext
         fitness = app.query_one(FitnessChart).view
-        assert fitness.rounds == [1] == fitness.predicted_rounds and set(fitness.baselines) == {
-            "vllm",
-            "punica",
-            "torch",
-        }
+        assert fitness.rounds == [1] == fitness.predicted_rounds and set(fitness.baselines) == NAMES
         cost = app.query_one(CostChart).view
         assert cost.round == 1 and len(cost.predicted) == len(cost.measured) > 0
         roof = app.query_one(RooflineChart).view
         searched = {s.measurement.scenario for s in st.samples if s.round >= 1}
-        assert roof.candidates and set(roof.baselines) == {"vllm", "punica", "torch"}
+        assert roof.candidates and set(roof.baselines) == NAMES
         assert len(roof.best) == len(roof.launch_caps) == len(searched) > 1
         for chart in (FitnessChart, CostChart, RooflineChart):
             assert "┤" in _plain(app.query_one(chart))
         # leaderboard: the best of each scenario against every baseline, the highlighted row in detail
         board = app.query_one(Leaderboard)
         assert len(board.rows) == len(searched)
-        assert all(set(r.speedup) == {"vllm", "punica", "torch"} for r in board.rows)
+        assert all(set(r.speedup) == NAMES for r in board.rows)
         assert f"{board.rows[0].us:.2f} us" in _plain(app.query_one("#leaderboard-detail"))
         # log and session file
         assert {"job", "round", "best"} <= {e.kind for e in st.log}
@@ -274,12 +272,13 @@ async def test_open_reports_bad_files_starts_job_files_and_resumes_sessions(tmp_
             await pilot.click("#open-ok")
             assert app.screen is dialog and expect in _plain(dialog.query_one("#open-error"))
         assert app.state.state == "finished" and app.state.budget_used == 16  # nothing lost
+        so_far = len(load(written).measurements)
         dialog.query_one("#open-path").value = str(written)
         await pilot.pause(0.25)
         await pilot.click("#open-ok")
         await finish(pilot)
         assert app.current.resume == written and app.current.output == tmp_path / "session.json.gz"
-        assert any("session so far: 40 measurements" in e.text for e in app.state.log)
+        assert any(f"session so far: {so_far} measurements" in e.text for e in app.state.log)
         assert len(app.state.samples) >= 40  # the prior, then the resumed run's own measurements
         job_file = tmp_path / "job.toml"
         job_file.write_text(
@@ -353,11 +352,12 @@ async def test_resume_a_session_from_the_command_line(tmp_path: Path) -> None:
     async with first.run_test(size=SIZE) as pilot:
         await finish(pilot)
     session = tmp_path / "session.json.gz"
+    so_far = len(load(session).measurements)
     app = make_app(None, session)
     async with app.run_test(size=SIZE) as pilot:
         await finish(pilot)
         assert app.current.output == session and app.state.state == "finished"
-        assert any("session so far: 40 measurements" in e.text for e in app.state.log)
+        assert any(f"session so far: {so_far} measurements" in e.text for e in app.state.log)
         assert app.job is not None and app.job.name == "small replay"  # what `s` starts next
         assert "-/min" in _plain(app.query_one(JobHeader).query_one("#header-stats"))  # nothing new measured
 

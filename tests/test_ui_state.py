@@ -8,7 +8,7 @@ import pytest
 
 from dop_tui.cost.metrics import ModelMetrics
 from dop_tui.measure.record import Measurement
-from dop_tui.scenario import scenario_label
+from dop_tui.scenario import OPS, make_scenario, scenario_label
 from dop_tui.search.events import (
     CandidatesProposed,
     Finished,
@@ -73,7 +73,8 @@ def test_header_and_tree_figures() -> None:
     h = wb.header_view()
     assert (h.job, h.state, h.round, h.budget_used, h.spent_here, h.scenarios) == ("unit", "finished", 1, 4, 4, 2)
     # speedups compare with the best baseline of each scenario: A 8/4 = 2, B 16/8 = 2
-    assert h.best_speedup == pytest.approx(2.0)
+    assert h.best_speedup == pytest.approx(2.0) and h.scored == 2
+    assert h.delta is None and h.delta_cases == 0  # JobStarted gave no scenarios: no LoRA delta to show
     shrink = wb.node_stats("shrink")
     assert shrink.measured == 4 and shrink.best_speedup == pytest.approx(2.0) and shrink.share == 1.0
     splitk = wb.node_stats(SPLITK)
@@ -151,3 +152,20 @@ def test_labels_and_helpers() -> None:
     assert scenario_label("not-a-key") == "not a key"
     assert short_config({"num_warps": 4, "BLOCK_M": 16, "SPLIT_K": 8, "extra": 1}) == "M16 SK8 w4 extra1"
     assert geomean([2.0, 8.0]) == pytest.approx(4.0) and geomean([]) is None
+
+
+def test_header_shows_the_lora_delta_against_the_best_baseline_per_case() -> None:
+    lens = [1, 1]
+    specs = [make_scenario(op, 4096, (4096,), 16, "bf16", lens, workload="distinct") for op in OPS]
+    shrink, expand, fused = (s.key for s in specs)  # OPS order
+    wb = Workbench()
+    for ev in (
+        JobStarted({"name": "delta"}, tuple(s.key for s in specs), 10, "evolution", "gpu", "H200", 0, tuple(specs)),
+        Measured(0, fused, (m(fused, "fused/baseline/vllm", 12.0), m(fused, "fused/baseline/sglang", 9.0))),
+        Measured(1, shrink, (m(shrink, "shrink/tile/dot", 2.0),)),
+    ):
+        wb.apply(ev)
+    assert wb.header_view().delta is None  # no expand yet: no delta case
+    wb.apply(Measured(1, expand, (m(expand, "expand/tile/dot", 1.0),)))
+    h = wb.header_view()
+    assert h.delta_cases == 1 and h.delta.n == 1 and h.delta.geomean == pytest.approx(3.0)  # sglang 9 / (2 + 1)

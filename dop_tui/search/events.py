@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from dop_tui.cost.metrics import ModelMetrics
 from dop_tui.measure.record import Measurement
+from dop_tui.scenario import Scenario
 from dop_tui.space import Candidate
 
 
@@ -24,6 +25,7 @@ class JobStarted:
     runner: str  # "gpu", "replay of <file>", "interpret"
     device: str
     resumed_from_round: int = 0
+    specs: tuple[Scenario, ...] = ()  # the scenarios themselves, same order (plain immutable data)
 
 
 @dataclass(frozen=True)

@@ -226,8 +226,9 @@ def tune(
     rnd = rounds_in(prior) if start_round is None else start_round
     t0 = time.monotonic()
     yield JobStarted(
-        dict(job or {}), tuple(scns), budget, strat.name, runner_label or runner.name, device, rnd if prior else 0
-    )
+        dict(job or {}), tuple(scns), budget, strat.name, runner_label or runner.name, device, rnd if prior else 0,
+        tuple(scns.values()),
+    )  # fmt: skip
 
     missing = {k: [b.id for b in BASELINES if b.op == s.op and b.id not in state.baselines[k]] for k, s in scns.items()}
     missing = {k: ids for k, ids in missing.items() if ids}

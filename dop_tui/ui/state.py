@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from dop_tui.measure.record import Measurement
-from dop_tui.scenario import scenario_label
+from dop_tui.scenario import Scenario, scenario_label
 from dop_tui.search.events import (
     CandidatesProposed,
     Event,
@@ -30,6 +30,7 @@ from dop_tui.search.events import (
     RoundDone,
     RoundStarted,
 )
+from dop_tui.session.summary import DeltaCase, Ratios, delta_summary, lora_delta
 
 LOG_KINDS = ("job", "round", "best", "model", "error")
 PARAM_SHORT = {
@@ -140,7 +141,10 @@ class HeaderView:
     budget_used: int
     spent_here: int  # measurements this run made (a resumed job's earlier ones aside): the rate's numerator
     scenarios: int
-    best_speedup: float | None
+    best_speedup: float | None  # geomean over the scenarios with a result of best baseline / best candidate
+    scored: int  # scenarios with both a candidate and a baseline timed: best_speedup's coverage
+    delta: Ratios | None  # the LoRA delta against the best baseline per case (fused scenarios)
+    delta_cases: int  # fused scenarios of the job: the delta's possible coverage
 
 
 @dataclass(frozen=True)
@@ -206,6 +210,7 @@ class Workbench:
 
     job: dict = field(default_factory=dict)
     scenarios: tuple[str, ...] = ()
+    specs: dict[str, Scenario] = field(default_factory=dict)  # scenario key -> the scenario (from JobStarted)
     budget: int = 0
     strategy: str = ""
     runner: str = ""
@@ -237,6 +242,7 @@ class Workbench:
                 self._prior(ev)
             case JobStarted():
                 self.job, self.scenarios, self.budget = ev.job, ev.scenarios, ev.budget
+                self.specs = {scn.key: scn for scn in ev.specs}
                 self.strategy, self.runner, self.device = ev.strategy, ev.runner, ev.device
                 self.state, self.round = "running", ev.resumed_from_round
                 resumed = f", resumed after round {ev.resumed_from_round}" if ev.resumed_from_round else ""
@@ -276,8 +282,10 @@ class Workbench:
             case Finished():
                 self.state, self.finish_reason = "finished", ev.reason
                 self.budget_used, self.elapsed_s = ev.budget_used, ev.elapsed_s
+                delta = delta_summary(self.delta_cases()).get("best")
                 sp = self.best_speedup(Scope())
-                geo = f", geomean {sp:.2f}x over the best baseline" if sp else ""
+                geo = f", LoRA delta {delta} over the best baseline" if delta else ""
+                geo = geo or (f", geomean {sp:.2f}x over the best baseline" if sp else "")
                 self.note("job", f"finished ({ev.reason}): {ev.budget_used} measurements in {ev.elapsed_s:.1f} s{geo}")
 
     def note(self, kind: str, text: str) -> None:
@@ -380,7 +388,14 @@ class Workbench:
                 ratios.append(ref / best.measurement.us)
         return geomean(ratios)
 
+    def delta_cases(self) -> list[DeltaCase]:
+        """The LoRA-delta cases so far (``session.summary.lora_delta`` over the job's best and baselines)."""
+        best = {k: b.measurement.us for k in self.specs if (b := self._node_best(k, "")) is not None}
+        return lora_delta(self.specs, best, {k: self.baseline_us(k) for k in self.specs})
+
     def header_view(self) -> HeaderView:
+        scored = sum(1 for k in self.scenarios if self.reference_us(k) and self._node_best(k, ""))
+        delta = delta_summary(self.delta_cases()).get("best")
         return HeaderView(
             self.job_name,
             self.runner,
@@ -392,6 +407,9 @@ class Workbench:
             self.budget_used - (self.used_at_start if self.used_at_start is not None else self.budget_used),
             len(self.scenarios),
             self.best_speedup(Scope()),
+            scored,
+            delta,
+            sum(1 for scn in self.specs.values() if scn.op == "fused"),
         )
 
     def node_stats(self, node: str, scenario: str = "") -> NodeStats:

@@ -7,13 +7,25 @@ from textual_plotext.plot import Plot
 from dop_tui.ui.state import FitnessView
 from dop_tui.ui.widgets.chart import Chart
 
-BASELINE_COLORS = ("red", "magenta", "orange", "gray")
+BASELINE_COLORS = ("red", "magenta", "orange", "gray", "white")
 
 
 def round_ticks(first: int, last: int, most: int = 6) -> list[int]:
     """Up to ``most`` whole rounds from ``first`` to ``last``, evenly spread."""
     step = max(1, -(-(last - first) // (most - 1)))
     return list(range(first, last + 1, step))
+
+
+def label_groups(levels: dict[str, float], gap: float) -> list[list[str]]:
+    """Names of horizontal lines grouped so that no two labels share a text row: levels closer than ``gap`` to
+    the group's first (lowest) level join it."""
+    groups: list[list[str]] = []
+    for name in sorted(levels, key=levels.__getitem__):
+        if groups and levels[name] - levels[groups[-1][0]] < gap:
+            groups[-1].append(name)
+        else:
+            groups.append([name])
+    return groups
 
 
 class FitnessChart(Chart):
@@ -44,9 +56,12 @@ class FitnessChart(Chart):
             plt.title("no measured round yet")
             return
         xs = v.rounds
-        for (name, ratio), color in zip(v.baselines.items(), BASELINE_COLORS, strict=False):
-            plt.hline(ratio, color=color)
-            plt.text(name, x=xs[0], y=ratio, color=color, alignment="left")
+        colors = dict(zip(v.baselines, BASELINE_COLORS, strict=False))
+        for name, color in colors.items():
+            plt.hline(v.baselines[name], color=color)
+        span = max([*v.measured_best, *v.baselines.values()]) - min([*v.measured_median, *v.baselines.values()])
+        for names in label_groups({n: v.baselines[n] for n in colors}, span / 12):
+            plt.text("/".join(names), x=xs[0], y=v.baselines[names[0]], color=colors[names[0]], alignment="left")
         if v.predicted_rounds:
             plt.scatter(v.predicted_rounds, v.predicted_best, yside="right", color="yellow", marker="+")
             plt.scatter(v.predicted_rounds, v.predicted_median, yside="right", color="red", marker="·")

@@ -79,12 +79,16 @@ class JobHeader(Vertical):
             stats.append(" no job yet: n opens the new-job form, o opens a job file or a session, ? lists every key")
             self._put("stats", stats)
             return
-        stats.append(f" {view.budget_used}/{view.budget} measured", style="bold")
+        stats.append(f" {view.budget_used}/{view.budget}", style="bold")
         rate = view.spent_here / elapsed_s * 60 if elapsed_s > 0 and view.spent_here else None
         stats.append(f" · {clock(elapsed_s)} · " + (f"{rate:,.0f}/min" if rate else "-/min"))
         stats.append(f" · {view.scenarios} scenarios")
-        if view.best_speedup:
+        if view.delta:
+            stats.append(" · LoRA delta ")
+            stats.append(f"{view.delta.geomean:.2f}x", style="bold green" if view.delta.geomean >= 1 else "bold red")
+            stats.append(f" vs best ({view.delta.n}/{view.delta_cases})")
+        elif view.best_speedup:
             stats.append(" · ")
             stats.append(f"{view.best_speedup:.2f}x", style="bold green" if view.best_speedup >= 1 else "bold red")
-            stats.append(" vs the best baseline (geomean)")
+            stats.append(f" vs best ({view.scored}/{view.scenarios})")
         self._put("stats", stats)

@@ -11,7 +11,8 @@ from dop_tui.ui.state import RooflineView
 from dop_tui.ui.widgets.chart import Chart
 from dop_tui.ui.widgets.fitness_chart import BASELINE_COLORS
 
-MARKUP_COLORS = {"red": "ansi_red", "magenta": "ansi_magenta", "orange": "#ff8700", "gray": "ansi_white"}
+MARKUP_COLORS = {"red": "ansi_red", "magenta": "ansi_magenta", "orange": "#ff8700", "gray": "ansi_white",
+                 "white": "ansi_bright_white"}  # fmt: skip
 
 
 def _decades(lo: float, hi: float) -> tuple[list[float], list[str]]:
