@@ -2,11 +2,12 @@
 
   python bench/tune_report.py SESSION [--out FILE.md]
 
-Per scenario: the best timed sketch against each timed baseline (speedup = baseline time / best time), and
-whether it is ever slower. Per projection, batch layout and workload, the LoRA delta ``y += (x A^T) B^T``:
-ours is the faster of the best fused kernel and the best shrink plus the best expand (two launches, timed
-apart: graph times add up back to back); vLLM's default is its own shrink + expand path, timed as one call
-(``fused/baseline/vllm``: zeroing, shrink, expand), and Punica's likewise. Geometric means over the deltas.
+Per op: the best timed sketch of each scenario against each timed baseline (speedup = baseline time / best
+time) and against the best baseline of the scenario, and how many scenarios are slower than some baseline.
+The LoRA delta ``y += (x A^T) B^T`` per fused scenario (``session.summary.lora_delta``): ours is the faster of
+the best fused kernel and the best shrink plus the best expand (two launches, timed apart: graph times add
+up back to back); each baseline's is its own delta timed as one call (vLLM: zeroing, shrink, expand; SGLang:
+shrink into a 16-bit buffer, expand). The headline is the geo-mean over the best baseline per case.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from statistics import geometric_mean
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from dop_tui.session.store import load
-from dop_tui.session.summary import best_per_scenario
+from dop_tui.session.summary import best_per_scenario, delta_summary, session_delta
 
 
 def main() -> None:
@@ -33,59 +34,51 @@ def main() -> None:
     lines.append(f"Session `{args.session}`: device {s.device}, {s.env.get('torch', '?')} / triton "
                  f"{s.env.get('triton', '?')}, {len(s.measurements)} measurements, {len(s.scenarios)} scenarios, "
                  f"ended: {s.finished or 'running or killed'}.")  # fmt: skip
+    if "baselines" in s.env:
+        lines.append(f"Baselines {s.env['baselines']}.")
     if s.rounds:
         last = s.rounds[-1]
         lines.append(f"{len(s.rounds) - 1} search rounds; {last['budget_used']} search measurements "
                      f"(baselines not counted) in {last['elapsed_s']:.0f} s.")  # fmt: skip
     lines.append("")
-    best = {b.scenario: b for b in best_per_scenario(s)}
+    best = best_per_scenario(s)
+    names = sorted({n for b in best for n in b.speedup})
     by_op: dict[str, list] = defaultdict(list)
-    for key, b in best.items():
-        by_op[s.scenarios[key].op].append(b)
-    lines += ["## Per scenario", "", "| op | scenarios | vs vllm: geomean | min | vs punica: geomean | min | slower "
-              "than a baseline | best floor fraction |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for b in best:
+        by_op[s.scenarios[b.scenario].op].append(b)
+    lines += ["## Per scenario (the op alone)", "",
+              "| op | scenarios | vs best baseline: geomean | min | " + " | ".join(f"vs {n}" for n in names)
+              + " | slower than a baseline | best floor fraction |",
+              "|---|---|---|---|" + "---|" * len(names) + "---|---|"]  # fmt: skip
     for op, bs in sorted(by_op.items()):
-        v = [b.speedup["vllm"] for b in bs if "vllm" in b.speedup]
-        pu = [b.speedup["punica"] for b in bs if "punica" in b.speedup]
-        slower = sum(1 for b in bs if any(r < 1 for n, r in b.speedup.items() if n in ("vllm", "punica")))
+        vs = [b.vs_best for b in bs if b.vs_best is not None]
+        per = [geometric_mean(x) if (x := [b.speedup[n] for b in bs if n in b.speedup]) else None for n in names]
+        slower = sum(1 for b in bs if b.vs_best is not None and b.vs_best < 1)
         floor = max((b.measurement.floor_fraction or 0) for b in bs)
-        vs = f"{geometric_mean(v):.2f}x | {min(v):.2f}x | {geometric_mean(pu):.2f}x | {min(pu):.2f}x"
-        lines.append(f"| {op} | {len(bs)} | {vs} | {slower} | {floor:.2f} |")
+        cells = " | ".join(f"{x:.2f}x" if x else "-" for x in per)
+        lines.append(f"| {op} | {len(bs)} | **{geometric_mean(vs):.2f}x** | {min(vs):.2f}x | {cells} | {slower} | "
+                     f"{floor:.2f} |")  # fmt: skip
 
-    # the LoRA delta per projection: match shrink, expand and fused scenarios by layout and shapes
-    index = {}
-    for key, scn in s.scenarios.items():
-        index[(scn.op, scn.h_in if scn.op != "expand" else None, scn.h_outs if scn.op != "shrink" else None,
-               scn.seg_lens, scn.workload)] = key  # fmt: skip
-    rows = []
-    for key, scn in s.scenarios.items():
-        if scn.op != "fused" or key not in best:
-            continue
-        shrink = index.get(("shrink", scn.h_in, None, scn.seg_lens, scn.workload))
-        expand = index.get(("expand", None, scn.h_outs, scn.seg_lens, scn.workload))
-        fused = best[key].measurement.us
-        ours = fused
-        if shrink in best and expand in best:
-            ours = min(ours, best[shrink].measurement.us + best[expand].measurement.us)
-        sp = best[key].speedup  # baseline time / best fused time
-        if "vllm" in sp and "punica" in sp:
-            rows.append((scn, ours, sp["vllm"] * fused / ours, sp["punica"] * fused / ours, fused))
+    cases = sorted(session_delta(s), key=lambda c: (c.scenario.h_in, c.scenario.num_tokens, c.scenario.workload))
+    summary = delta_summary(cases)
     lines += ["", "## The LoRA delta (shrink then expand, or fused)", ""]
-    lines.append(
-        f"{len(rows)} projection x layout x workload cases. Ours = min(best fused, best shrink + best "
-        "expand). vLLM's default = its zero + shrink + expand, timed as one call; Punica's the same way."
-    )
+    lines.append(f"{len(cases)} projection x layout x workload cases. Ours = min(best fused, best shrink + best "
+                 f"expand); fused won {sum(c.how == 'fused' for c in cases)}. Each baseline's delta is its own, timed "
+                 "as one call.")  # fmt: skip
     lines.append("")
-    lines.append(f"- geomean speedup over vLLM's default: **{geometric_mean([r[2] for r in rows]):.2f}x** "
-                 f"(min {min(r[2] for r in rows):.2f}x, max {max(r[2] for r in rows):.2f}x)")  # fmt: skip
-    lines.append(f"- geomean speedup over Punica's: **{geometric_mean([r[3] for r in rows]):.2f}x** "
-                 f"(min {min(r[3] for r in rows):.2f}x)")  # fmt: skip
-    lines.append(f"- cases where the fused kernel beat shrink + expand: {sum(1 for r in rows if r[1] == r[4])} "
-                 f"of {len(rows)}")  # fmt: skip
-    lines += ["", "| h_in -> h_out | T | workload | ours us | vs vllm | vs punica |", "|---|---|---|---|---|---|"]
-    for scn, ours, rv, rp, _ in sorted(rows, key=lambda r: (r[0].h_in, r[0].num_tokens, r[0].workload)):
-        lines.append(f"| {scn.h_in}->{scn.h_outs[0]} | {scn.num_tokens} | {scn.workload} | {ours:.2f} | {rv:.2f}x | "
-                     f"{rp:.2f}x |")  # fmt: skip
+    for name, r in summary.items():
+        label = "**the best baseline per case**" if name == "best" else name
+        lines.append(f"- against {label}: {'**' if name == 'best' else ''}{r.geomean:.2f}x"
+                     f"{'**' if name == 'best' else ''} geo-mean (min {r.min:.2f}x, max {r.max:.2f}x)")  # fmt: skip
+    names = [n for n in summary if n != "best"]
+    head = "| h_in -> h_out | T | workload | ours us | how | vs best (which) | " + " | ".join(f"vs {n}" for n in names)
+    lines += ["", head + " |", "|---|---|---|---|---|---|" + "---|" * len(names)]
+    for c in cases:
+        scn, sp = c.scenario, c.speedup
+        cells = " | ".join(f"{sp[n]:.2f}x" if n in sp else "-" for n in names)
+        vs = f"{c.vs_best:.2f}x ({c.best_baseline})" if c.vs_best else "-"
+        lines.append(f"| {scn.h_in}->{'+'.join(map(str, scn.h_outs))} | {scn.num_tokens} | {scn.workload} | "
+                     f"{c.ours_us:.2f} | {c.how} | {vs} | {cells} |")  # fmt: skip
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:
