@@ -14,9 +14,10 @@ What is reproduced:
   launches: partial sums into an fp32 workspace ``[num_chunks, T, r]`` (allocated in ``bind``), then a
   reduce kernel with one program per segment (as Punica's chunk-0 CTA) that sums the chunks, applies the
   scale and accumulates into or overwrites ``v``. The cliff is kept: when ``num_chunks * num_segments``
-  exceeds ``132 SMs * resident CTAs per SM``, with the residency from Punica's shared-memory footprint
-  ``2 * sizeof(T) * 8 * 16 * 16 * (4 + r/16)`` bytes against 228 KiB per SM (and at most 16 CTAs of 128
-  threads), it falls back to one program per segment over the whole of K (no split, one launch).
+  exceeds ``SMs * resident CTAs per SM`` (the SM count of the tensors' GPU; the H200's 132 on a CPU), with
+  the residency from Punica's shared-memory footprint ``2 * sizeof(T) * 8 * 16 * 16 * (4 + r/16)`` bytes
+  against 228 KiB per SM (and at most 16 CTAs of 128 threads), it falls back to one program per segment
+  over the whole of K (no split, one launch).
 - shrink, rank < 16 (Punica has no custom kernel there; it uses its cutlass grouped GEMM): a tile
   ``tl.dot`` with cutlass's shrink threadblock, BLOCK_M=16, BLOCK_N=64, BLOCK_K=64, 4 warps, 2 stages,
   one program per (segment, row tile, column tile) over the whole of K. Ranks above 128 (outside the
@@ -34,8 +35,8 @@ Where it departs, and why:
   epilogue for the expand op; in fused, once, in the shrink, like the other kernels).
 - Punica always accumulates (``y +=``); ``s.accumulate=False`` overwrites in the same epilogue.
 - Punica supports fp16/bf16 only; fp32 runs through the same kernels (tf32 dots on the GPU). Its
-  intermediate is the input dtype; here it is ``ops.v.dtype``, and an fp32 intermediate is cast to the
-  weights' dtype before the expand's dot (cutlass needs both operands in one dtype).
+  intermediate is the input dtype; here it is ``v``'s dtype (``inter_dtype`` in fused), and an fp32
+  intermediate is cast to the weights' dtype before the expand's dot (cutlass needs both operands in one dtype).
 - cutlass's grouped GEMM is persistent (512 CTAs walking the problems' tiles); here it is one program per
   tile, with programs beyond a segment's rows returning at once.
 - Punica's shrink reads A transposed as ``[L, r, h_in]`` (the custom kernel) or ``[L, h_in, r]``
@@ -51,15 +52,14 @@ spills except the custom shrink at ranks 96 and 128, whose 64x128 fp32 tile spil
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from typing import NamedTuple
 
 import torch
 import triton
 import triton.language as tl
 
-from dop_tui.kernels._common import cdiv, dot_cast_fp32
-from dop_tui.operands import Operands
-from dop_tui.space.device import DEFAULT_DEVICE
+from ._common import cdiv, dot_cast_fp32
 
 # Punica's fixed choices.
 CHUNK = 256  # split-K chunk of the custom shrink
@@ -68,7 +68,7 @@ CUSTOM_ROWS = 16 * CUSTOM_WARPS  # rows per step of the custom shrink
 CUSTOM_BLOCK_K = 8 * 16  # k-fragments per pipeline stage
 SMEM_PER_SM = 228 * 1024
 MAX_THREADS_PER_SM = 2048
-NUM_SMS = DEFAULT_DEVICE.sms  # the H200's 132 (a module attribute so tests can move the cliff)
+H200_SMS = 132  # the cooperative limit's SM count when the tensors are not on a GPU (the interpreter)
 CUTLASS_SHRINK = dict(BLOCK_M=16, BLOCK_N=64, BLOCK_K=64, num_warps=4, num_stages=2)
 CUTLASS_EXPAND = dict(BLOCK_M=32, BLOCK_N=128, BLOCK_K=16, num_warps=2, num_stages=2)
 
@@ -265,19 +265,31 @@ def uses_custom_shrink(rank: int) -> bool:
     return 16 <= rank <= 128
 
 
-def custom_shrink_splits(rank: int, elem_bytes: int, h_in: int, num_segments: int) -> bool:
-    """Whether the custom shrink's cooperative split-K grid fits the GPU at once (else: no split)."""
+def custom_shrink_splits(rank: int, elem_bytes: int, h_in: int, num_segments: int, num_sms: int) -> bool:
+    """Whether the custom shrink's cooperative split-K grid fits the GPU's ``num_sms`` at once (else: no
+    split)."""
     d_out = cdiv(rank, 16) * 16
     smem = 2 * elem_bytes * 8 * 16 * 16 * (CUSTOM_WARPS + d_out // 16)
     per_sm = min(SMEM_PER_SM // smem, MAX_THREADS_PER_SM // (32 * CUSTOM_WARPS))
-    return cdiv(h_in, CHUNK) * num_segments <= NUM_SMS * per_sm
+    return cdiv(h_in, CHUNK) * num_segments <= num_sms * per_sm
+
+
+def device_sms(t: torch.Tensor) -> int:
+    """The SM count of ``t``'s GPU (``H200_SMS`` for a CPU tensor)."""
+    return torch.cuda.get_device_properties(t.device).multi_processor_count if t.is_cuda else H200_SMS
 
 
 Launch = Callable[[], None]
 
 
+class _Segments(NamedTuple):
+    seg_indptr: torch.Tensor
+    weight_indices: torch.Tensor
+    max_seg_len: int
+
+
 def _cutlass_launch(
-    ops: Operands,
+    segs: _Segments,
     inp: torch.Tensor,
     w: torch.Tensor,
     out: torch.Tensor,
@@ -290,10 +302,9 @@ def _cutlass_launch(
 ) -> Launch:
     """One cutlass-style grouped GEMM: ``out[:, c_out:c_out+N] (+)= scale * inp[:, c_in:c_in+K] @
     w[:, r_w:r_w+N, :K]^T`` per segment, with ``cols = (c_in, r_w, c_out)``."""
-    s = ops.scenario
     bm, bn, bk = cfg["BLOCK_M"], cfg["BLOCK_N"], cfg["BLOCK_K"]
-    grid = (s.num_segments, cdiv(s.max_seg_len, bm), cdiv(N, bn))
-    args = (inp, w, out, ops.seg_indptr, ops.weight_indices, K, N, *cols)
+    grid = (segs.weight_indices.shape[0], cdiv(segs.max_seg_len, bm), cdiv(N, bn))
+    args = (inp, w, out, segs.seg_indptr, segs.weight_indices, K, N, *cols)
     args += (inp.stride(0), w.stride(0), w.stride(1), out.stride(0), float(scale))
     kw = dict(
         BLOCK_M=bm,
@@ -313,15 +324,22 @@ def _cutlass_launch(
 
 
 def _shrink_launches(
-    ops: Operands, p: int, out: torch.Tensor, out_col0: int, accumulate: bool, ws: torch.Tensor | None
+    segs: _Segments,
+    x: torch.Tensor,
+    a: torch.Tensor,
+    rank: int,
+    p: int,
+    out: torch.Tensor,
+    out_col0: int,
+    scale: float,
+    accumulate: bool,
+    ws: torch.Tensor | None,
 ) -> list[Launch]:
     """Punica's shrink of projection ``p`` into ``out[:, out_col0:out_col0+r]``; ``ws`` is the split-K
     workspace ``[num_chunks, T, r]`` (None: the launch must not split)."""
-    s = ops.scenario
-    K, r = s.h_in, s.rank
-    x, a = ops.x, ops.a
+    K, r, S = x.shape[1], rank, segs.weight_indices.shape[0]
     if not uses_custom_shrink(r):
-        return [_cutlass_launch(ops, x, a, out, K, r, (0, p * r, out_col0), s.scale, accumulate, CUTLASS_SHRINK)]
+        return [_cutlass_launch(segs, x, a, out, K, r, (0, p * r, out_col0), scale, accumulate, CUTLASS_SHRINK)]
     bn = _next_pow2(r)
     common = dict(
         BLOCK_M=CUSTOM_ROWS,
@@ -335,9 +353,9 @@ def _shrink_launches(
     )
     strides = (x.stride(0), a.stride(0), a.stride(1))
     if ws is None:
-        args = (x, a, out, ops.seg_indptr, ops.weight_indices, K, r, K, p * r, out_col0, *strides)
-        args += (0, out.stride(0), float(s.scale))
-        grid = (1, s.num_segments)
+        args = (x, a, out, segs.seg_indptr, segs.weight_indices, K, r, K, p * r, out_col0, *strides)
+        args += (0, out.stride(0), float(scale))
+        grid = (1, S)
 
         def whole() -> None:
             _punica_shrink_kernel[grid](*args, SPLIT=False, **common)
@@ -345,12 +363,12 @@ def _shrink_launches(
         return [whole]
 
     num_chunks = ws.shape[0]
-    args = (x, a, ws, ops.seg_indptr, ops.weight_indices, K, r, CHUNK, p * r, 0, *strides)
+    args = (x, a, ws, segs.seg_indptr, segs.weight_indices, K, r, CHUNK, p * r, 0, *strides)
     args += (ws.stride(0), ws.stride(1), 1.0)
-    grid = (num_chunks, s.num_segments)
-    red_args = (ws, out, ops.seg_indptr, r, num_chunks, out_col0, ws.stride(0), ws.stride(1), out.stride(0))
-    red_args += (float(s.scale),)
-    red_grid = (s.num_segments,)
+    grid = (num_chunks, S)
+    red_args = (ws, out, segs.seg_indptr, r, num_chunks, out_col0, ws.stride(0), ws.stride(1), out.stride(0))
+    red_args += (float(scale),)
+    red_grid = (S,)
 
     def partials() -> None:
         _punica_shrink_kernel[grid](*args, SPLIT=True, **common)
@@ -363,23 +381,31 @@ def _shrink_launches(
     return [partials, reduce]
 
 
-def _workspace(ops: Operands) -> torch.Tensor | None:
+def _workspace(x: torch.Tensor, rank: int, num_segments: int) -> torch.Tensor | None:
     """The custom shrink's fp32 partial sums ``[num_chunks, T, r]``, or None when it will not split."""
-    s = ops.scenario
-    if not uses_custom_shrink(s.rank):
+    T, K = x.shape
+    if not uses_custom_shrink(rank):
         return None
-    if not custom_shrink_splits(s.rank, s.elem_bytes, s.h_in, s.num_segments):
+    if not custom_shrink_splits(rank, x.element_size(), K, num_segments, device_sms(x)):
         return None
-    shape = (cdiv(s.h_in, CHUNK), s.num_tokens, s.rank)
-    return torch.empty(shape, dtype=torch.float32, device=ops.x.device)
+    return torch.empty((cdiv(K, CHUNK), T, rank), dtype=torch.float32, device=x.device)
 
 
-def _expand_launch(ops: Operands, p: int, inp: torch.Tensor, in_col0: int, scale: float, accumulate: bool) -> Launch:
+def _expand_launch(
+    segs: _Segments,
+    b: torch.Tensor,
+    y: torch.Tensor,
+    h_outs: tuple[int, ...],
+    p: int,
+    inp: torch.Tensor,
+    in_col0: int,
+    scale: float,
+    accumulate: bool,
+) -> Launch:
     """Punica's expand of projection ``p``: ``y[:, off_p:off_p+h_p] (+)= scale * inp[:, c:c+r] @ B^T``."""
-    s = ops.scenario
-    col0 = sum(s.h_outs[:p])
+    col0 = sum(h_outs[:p])
     cols = (in_col0, col0, col0)
-    return _cutlass_launch(ops, inp, ops.b, ops.y, s.rank, s.h_outs[p], cols, scale, accumulate, CUTLASS_EXPAND)
+    return _cutlass_launch(segs, inp, b, y, b.shape[2], h_outs[p], cols, scale, accumulate, CUTLASS_EXPAND)
 
 
 def _run_all(launches: list[Launch]) -> Callable[[], None]:
@@ -390,37 +416,50 @@ def _run_all(launches: list[Launch]) -> Callable[[], None]:
     return run
 
 
-def bind_shrink(ops: Operands, config: Mapping[str, int]) -> Callable[[], None]:
+def bind_shrink(
+    x: torch.Tensor, a: torch.Tensor, v: torch.Tensor, seg_indptr: torch.Tensor, weight_indices: torch.Tensor, *,
+    seg_lens: Sequence[int], h_outs: tuple[int, ...], scale: float, accumulate: bool,
+) -> Callable[[], None]:  # fmt: skip
     """shrink/baseline/punica: per projection, the custom split-K shrink (partials + reduce), its no-split
-    fallback, or the cutlass tile for small ranks. ``config`` is ignored."""
-    s = ops.scenario
-    ws = _workspace(ops)
+    fallback, or the cutlass tile for small ranks."""
+    segs = _Segments(seg_indptr, weight_indices, max(seg_lens))
+    rank = a.shape[1] // len(h_outs)
+    ws = _workspace(x, rank, len(seg_lens))
     launches: list[Launch] = []
-    for p in range(s.num_proj):
-        launches += _shrink_launches(ops, p, ops.v, p * s.rank, s.accumulate, ws)
+    for p in range(len(h_outs)):
+        launches += _shrink_launches(segs, x, a, rank, p, v, p * rank, scale, accumulate, ws)
     return _run_all(launches)
 
 
-def bind_expand(ops: Operands, config: Mapping[str, int]) -> Callable[[], None]:
-    """expand/baseline/punica: per projection, the cutlass 32x128x16 grouped GEMM. ``config`` is ignored."""
-    s = ops.scenario
-    launches = [_expand_launch(ops, p, ops.v, p * s.rank, s.scale, s.accumulate) for p in range(s.num_proj)]
+def bind_expand(
+    v: torch.Tensor, b: torch.Tensor, y: torch.Tensor, seg_indptr: torch.Tensor, weight_indices: torch.Tensor,
+    proj_offsets: torch.Tensor, *, seg_lens: Sequence[int], h_outs: tuple[int, ...], scale: float, accumulate: bool,
+) -> Callable[[], None]:  # fmt: skip
+    """expand/baseline/punica: per projection, the cutlass 32x128x16 grouped GEMM."""
+    segs = _Segments(seg_indptr, weight_indices, max(seg_lens))
+    rank = b.shape[2]
+    launches = [_expand_launch(segs, b, y, h_outs, p, v, p * rank, scale, accumulate) for p in range(len(h_outs))]
     return _run_all(launches)
 
 
-def bind_fused(ops: Operands, config: Mapping[str, int]) -> Callable[[], None]:
+def bind_fused(
+    x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, y: torch.Tensor, seg_indptr: torch.Tensor,
+    weight_indices: torch.Tensor, proj_offsets: torch.Tensor, *, seg_lens: Sequence[int], h_outs: tuple[int, ...],
+    scale: float, accumulate: bool, inter_dtype: torch.dtype,
+) -> Callable[[], None]:  # fmt: skip
     """fused/baseline/punica (``add_lora_sgmv_custom_cutlass``), per projection: zero the rank-r
-    intermediate, shrink into it with the scale, expand from it. ``config`` is ignored."""
-    s = ops.scenario
-    ws = _workspace(ops)
-    tmp = torch.empty((s.num_tokens, s.rank), dtype=ops.v.dtype, device=ops.x.device)
+    intermediate, shrink into it with the scale, expand from it."""
+    segs = _Segments(seg_indptr, weight_indices, max(seg_lens))
+    rank = b.shape[2]
+    ws = _workspace(x, rank, len(seg_lens))
+    tmp = torch.empty((x.shape[0], rank), dtype=inter_dtype, device=x.device)
 
     def zero() -> None:
         tmp.zero_()
 
     steps: list[Launch] = []
-    for p in range(s.num_proj):
+    for p in range(len(h_outs)):
         steps.append(zero)
-        steps += _shrink_launches(ops, p, tmp, 0, True, ws)
-        steps.append(_expand_launch(ops, p, tmp, 0, 1.0, s.accumulate))
+        steps += _shrink_launches(segs, x, a, rank, p, tmp, 0, scale, True, ws)
+        steps.append(_expand_launch(segs, b, y, h_outs, p, tmp, 0, 1.0, accumulate))
     return _run_all(steps)

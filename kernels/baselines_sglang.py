@@ -27,7 +27,7 @@ Where it departs, and why:
 - the shrink op's semantics include the scale and ``accumulate``: with the shrink alone, the scale is applied
   in its epilogue and the old ``v`` added when accumulating (SGLang's shrink overwrites, unscaled); in fused
   the scale is applied once, in expand, as SGLang does. An expand without ``accumulate`` overwrites ``y``.
-- the intermediate is ``ops.v``'s dtype for the ops alone (an fp32 ``v`` is cast to the weights' dtype before
+- the intermediate is ``v``'s dtype for the ops alone (an fp32 ``v`` is cast to the weights' dtype before
   the expand's dot); SGLang's is always the input dtype, as in fused here.
 
 Tested in the Triton interpreter (fp32, fp16, bf16; one-token to long segments, chunks cut at 16; ranks
@@ -38,14 +38,13 @@ kernels' times: ``bench/baselines_vs_reference.py``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Sequence
 
 import torch
 import triton
 import triton.language as tl
 
-from dop_tui.kernels._common import cdiv, dot_cast_fp32
-from dop_tui.operands import Operands
+from ._common import cdiv, dot_cast_fp32
 
 CHUNK = 16  # max_lora_chunk_size, SGLang's server default; BLOCK_M of both kernels
 SHRINK = dict(BLOCK_N=16, BLOCK_K=256, num_warps=4, num_stages=3)
@@ -246,30 +245,37 @@ def csgmv_expand(
     return launch
 
 
-def _batch(ops: Operands) -> tuple[torch.Tensor, ...]:
-    s = ops.scenario
-    return chunked_batch(list(s.seg_lens), list(s.seg_adapters), ops.x.device)
+def _batch(weight_indices: torch.Tensor, seg_lens: Sequence[int]) -> tuple[torch.Tensor, ...]:
+    return chunked_batch(list(seg_lens), weight_indices.tolist(), weight_indices.device)
 
 
-def bind_shrink(ops: Operands, config: Mapping[str, int]) -> Callable[[], None]:
-    """shrink/baseline/sglang: one launch, no split-K, no zeroing. ``config`` is ignored."""
-    s = ops.scenario
-    return csgmv_shrink(ops.x, ops.a, ops.v, _batch(ops), s.scale, s.accumulate)
+def bind_shrink(
+    x: torch.Tensor, a: torch.Tensor, v: torch.Tensor, seg_indptr: torch.Tensor, weight_indices: torch.Tensor, *,
+    seg_lens: Sequence[int], h_outs: tuple[int, ...], scale: float, accumulate: bool,
+) -> Callable[[], None]:  # fmt: skip
+    """shrink/baseline/sglang: one launch, no split-K, no zeroing."""
+    return csgmv_shrink(x, a, v, _batch(weight_indices, seg_lens), scale, accumulate)
 
 
-def bind_expand(ops: Operands, config: Mapping[str, int]) -> Callable[[], None]:
-    """expand/baseline/sglang: one launch, grid (column tiles, slices, chunks). ``config`` is ignored."""
-    s = ops.scenario
-    return csgmv_expand(ops.v, ops.b, ops.y, _batch(ops), ops.proj_offsets, s.h_outs, s.scale, s.accumulate)
+def bind_expand(
+    v: torch.Tensor, b: torch.Tensor, y: torch.Tensor, seg_indptr: torch.Tensor, weight_indices: torch.Tensor,
+    proj_offsets: torch.Tensor, *, seg_lens: Sequence[int], h_outs: tuple[int, ...], scale: float, accumulate: bool,
+) -> Callable[[], None]:  # fmt: skip
+    """expand/baseline/sglang: one launch, grid (column tiles, slices, chunks)."""
+    return csgmv_expand(v, b, y, _batch(weight_indices, seg_lens), proj_offsets, h_outs, scale, accumulate)
 
 
-def bind_fused(ops: Operands, config: Mapping[str, int]) -> Callable[[], None]:
-    """fused/baseline/sglang: shrink into a 16-bit [T, P*r] buffer, expand from it with the scale."""
-    s = ops.scenario
-    batch = _batch(ops)
-    buf = torch.empty((s.num_tokens, s.total_rank), dtype=ops.x.dtype, device=ops.x.device)
-    shrink = csgmv_shrink(ops.x, ops.a, buf, batch, 1.0, False)
-    expand = csgmv_expand(buf, ops.b, ops.y, batch, ops.proj_offsets, s.h_outs, s.scale, s.accumulate)
+def bind_fused(
+    x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, y: torch.Tensor, seg_indptr: torch.Tensor,
+    weight_indices: torch.Tensor, proj_offsets: torch.Tensor, *, seg_lens: Sequence[int], h_outs: tuple[int, ...],
+    scale: float, accumulate: bool, inter_dtype: torch.dtype,
+) -> Callable[[], None]:  # fmt: skip
+    """fused/baseline/sglang: shrink into a 16-bit [T, P*r] buffer, expand from it with the scale (SGLang's
+    intermediate is always the input dtype: ``inter_dtype`` is not used)."""
+    batch = _batch(weight_indices, seg_lens)
+    buf = torch.empty((x.shape[0], a.shape[1]), dtype=x.dtype, device=x.device)
+    shrink = csgmv_shrink(x, a, buf, batch, 1.0, False)
+    expand = csgmv_expand(buf, b, y, batch, proj_offsets, h_outs, scale, accumulate)
 
     def run() -> None:
         shrink()

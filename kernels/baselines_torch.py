@@ -8,30 +8,27 @@ description; its role is the "no custom kernel" point of every timing table.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Sequence
 
 import torch
 
-from dop_tui.operands import Operands
+
+def _token_adapter(weight_indices: torch.Tensor, seg_lens: Sequence[int]) -> torch.Tensor:
+    lens = torch.tensor(list(seg_lens), device=weight_indices.device)
+    return torch.repeat_interleave(weight_indices.long(), lens)
 
 
-def _token_adapter(ops: Operands) -> torch.Tensor:
-    lens = torch.tensor(ops.scenario.seg_lens, device=ops.x.device)
-    return torch.repeat_interleave(ops.weight_indices.long(), lens)
+def _shrink(x: torch.Tensor, a: torch.Tensor, tok: torch.Tensor) -> torch.Tensor:
+    return torch.bmm(a[tok], x.unsqueeze(-1)).squeeze(-1)  # [T, P*r]
 
 
-def _shrink(ops: Operands, tok: torch.Tensor) -> torch.Tensor:
-    return torch.bmm(ops.a[tok], ops.x.unsqueeze(-1)).squeeze(-1)  # [T, P*r]
-
-
-def _expand(ops: Operands, tok: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    s = ops.scenario
-    r = s.rank
-    bt = ops.b[tok]  # [T, H, r]
-    if s.num_proj == 1:
+def _expand(b: torch.Tensor, tok: torch.Tensor, v: torch.Tensor, h_outs: tuple[int, ...]) -> torch.Tensor:
+    r = b.shape[2]
+    bt = b[tok]  # [T, H, r]
+    if len(h_outs) == 1:
         return torch.bmm(bt, v.to(bt.dtype).unsqueeze(-1)).squeeze(-1)
     parts, off = [], 0
-    for p, h in enumerate(s.h_outs):
+    for p, h in enumerate(h_outs):
         vp = v[:, p * r : (p + 1) * r].to(bt.dtype).unsqueeze(-1)
         parts.append(torch.bmm(bt[:, off : off + h], vp).squeeze(-1))
         off += h
@@ -45,16 +42,29 @@ def _store(out: torch.Tensor, delta: torch.Tensor, scale: float, accumulate: boo
         torch.mul(delta, scale, out=out) if delta.dtype == out.dtype else out.copy_(delta * scale)
 
 
-def bind_shrink(ops: Operands, config: Mapping[str, int]) -> Callable[[], None]:
-    tok, s = _token_adapter(ops), ops.scenario
-    return lambda: _store(ops.v, _shrink(ops, tok), s.scale, s.accumulate)
+def bind_shrink(
+    x: torch.Tensor, a: torch.Tensor, v: torch.Tensor, seg_indptr: torch.Tensor, weight_indices: torch.Tensor, *,
+    seg_lens: Sequence[int], h_outs: tuple[int, ...], scale: float, accumulate: bool,
+) -> Callable[[], None]:  # fmt: skip
+    """shrink/baseline/torch: ``v (+)= scale * bmm(A[w_t], x_t)``."""
+    tok = _token_adapter(weight_indices, seg_lens)
+    return lambda: _store(v, _shrink(x, a, tok), scale, accumulate)
 
 
-def bind_expand(ops: Operands, config: Mapping[str, int]) -> Callable[[], None]:
-    tok, s = _token_adapter(ops), ops.scenario
-    return lambda: _store(ops.y, _expand(ops, tok, ops.v), s.scale, s.accumulate)
+def bind_expand(
+    v: torch.Tensor, b: torch.Tensor, y: torch.Tensor, seg_indptr: torch.Tensor, weight_indices: torch.Tensor,
+    proj_offsets: torch.Tensor, *, seg_lens: Sequence[int], h_outs: tuple[int, ...], scale: float, accumulate: bool,
+) -> Callable[[], None]:  # fmt: skip
+    """expand/baseline/torch: ``y (+)= scale * bmm(B[w_t], v_t)`` per projection."""
+    tok = _token_adapter(weight_indices, seg_lens)
+    return lambda: _store(y, _expand(b, tok, v, h_outs), scale, accumulate)
 
 
-def bind_fused(ops: Operands, config: Mapping[str, int]) -> Callable[[], None]:
-    tok, s = _token_adapter(ops), ops.scenario
-    return lambda: _store(ops.y, _expand(ops, tok, _shrink(ops, tok).to(ops.v.dtype)), s.scale, s.accumulate)
+def bind_fused(
+    x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, y: torch.Tensor, seg_indptr: torch.Tensor,
+    weight_indices: torch.Tensor, proj_offsets: torch.Tensor, *, seg_lens: Sequence[int], h_outs: tuple[int, ...],
+    scale: float, accumulate: bool, inter_dtype: torch.dtype,
+) -> Callable[[], None]:  # fmt: skip
+    """fused/baseline/torch: the shrink rounded to ``inter_dtype``, then the expand."""
+    tok = _token_adapter(weight_indices, seg_lens)
+    return lambda: _store(y, _expand(b, tok, _shrink(x, a, tok).to(inter_dtype), h_outs), scale, accumulate)

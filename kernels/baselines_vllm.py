@@ -61,16 +61,15 @@ beside the real ops' times: ``bench/baselines_vs_reference.py``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 import triton
 import triton.language as tl
 
-from dop_tui.kernels import vllm_configs
-from dop_tui.kernels._common import cdiv, dot_cast_fp32
-from dop_tui.kernels.vllm_tuned_h100 import TABLES
-from dop_tui.operands import Operands
+from . import vllm_configs
+from ._common import cdiv, dot_cast_fp32
+from .vllm_tuned_h100 import TABLES
 
 INT32_LIMIT = 2**31
 
@@ -385,31 +384,29 @@ def vllm_expand(
     return launch
 
 
-def _meta(ops: Operands) -> tuple[torch.Tensor, ...]:
-    s = ops.scenario
-    return lora_meta(list(s.seg_lens), ops.weight_indices, s.num_tokens)
-
-
-def _configs(ops: Operands, tuned: bool) -> tuple[dict[str, int] | None, dict[str, int] | None]:
+def _configs(
+    tuned: bool, num_adapters: int, h_outs: tuple[int, ...], T: int, h_in: int, rank: int
+) -> tuple[dict[str, int] | None, dict[str, int] | None]:
     """(shrink, expand) entries of the tuned table for this call, or (None, None) for the defaults."""
     if not tuned:
         return None, None
-    s = ops.scenario
-    max_loras, P, T = s.distinct_adapters + 1, s.num_proj, s.num_tokens
-    shrink = vllm_configs.lookup(TABLES["SHRINK"], max_loras, P, T, s.h_in, s.rank)
-    expand = vllm_configs.lookup(TABLES["EXPAND_TRUE"], max_loras, P, T, s.rank, max(s.h_outs))
+    max_loras, P = num_adapters + 1, len(h_outs)
+    shrink = vllm_configs.lookup(TABLES["SHRINK"], max_loras, P, T, h_in, rank)
+    expand = vllm_configs.lookup(TABLES["EXPAND_TRUE"], max_loras, P, T, rank, max(h_outs))
     return shrink, expand
 
 
-def _bind_shrink(ops: Operands, tuned: bool) -> Callable[[], None]:
-    s = ops.scenario
-    meta = _meta(ops)
-    cfg = _configs(ops, tuned)[0]
-    v, T, R = ops.v, s.num_tokens, s.total_rank
+def _bind_shrink(
+    x: torch.Tensor, a: torch.Tensor, v: torch.Tensor, weight_indices: torch.Tensor, seg_lens: Sequence[int],
+    h_outs: tuple[int, ...], scale: float, accumulate: bool, tuned: bool,
+) -> Callable[[], None]:  # fmt: skip
+    T, R = v.shape
+    P = len(h_outs)
+    meta = lora_meta(list(seg_lens), weight_indices, T)
+    cfg = _configs(tuned, meta[1].numel() - 1, h_outs, T, x.shape[1], R // P)[0]
     if v.dtype == torch.float32:
-        shrink = vllm_shrink(ops.x, ops.a, v.view(T, s.num_proj, s.rank).transpose(0, 1), meta, s.num_proj,
-                             s.scale, cfg)  # fmt: skip
-        zero_first = not s.accumulate
+        shrink = vllm_shrink(x, a, v.view(T, P, R // P).transpose(0, 1), meta, P, scale, cfg)
+        zero_first = not accumulate
 
         def run() -> None:
             if zero_first:
@@ -419,11 +416,9 @@ def _bind_shrink(ops: Operands, tuned: bool) -> Callable[[], None]:
         return run
 
     ws = torch.empty((T, R), dtype=torch.float32, device=v.device)
-    shrink = vllm_shrink(ops.x, ops.a, ws.view(T, s.num_proj, s.rank).transpose(0, 1), meta, s.num_proj, s.scale,
-                         cfg)  # fmt: skip
+    shrink = vllm_shrink(x, a, ws.view(T, P, R // P).transpose(0, 1), meta, P, scale, cfg)
     numel = T * R
     cast_grid = (cdiv(numel, _CAST_BLOCK),)
-    accumulate = s.accumulate
 
     def run_cast() -> None:
         ws.zero_()
@@ -433,20 +428,28 @@ def _bind_shrink(ops: Operands, tuned: bool) -> Callable[[], None]:
     return run_cast
 
 
-def _bind_expand(ops: Operands, tuned: bool) -> Callable[[], None]:
-    s = ops.scenario
-    v = ops.v.view(s.num_tokens, s.num_proj, s.rank).transpose(0, 1)
-    cfg = _configs(ops, tuned)[1]
-    return vllm_expand(v, ops.b, ops.y, _meta(ops), ops.proj_offsets, s.h_outs, s.scale, s.accumulate, cfg)
+def _bind_expand(
+    v: torch.Tensor, b: torch.Tensor, y: torch.Tensor, weight_indices: torch.Tensor, proj_offsets: torch.Tensor,
+    seg_lens: Sequence[int], h_outs: tuple[int, ...], scale: float, accumulate: bool, tuned: bool,
+) -> Callable[[], None]:  # fmt: skip
+    T, rank, P = y.shape[0], b.shape[2], len(h_outs)
+    meta = lora_meta(list(seg_lens), weight_indices, T)
+    cfg = _configs(tuned, meta[1].numel() - 1, h_outs, T, 0, rank)[1]
+    vs = v.view(T, P, rank).transpose(0, 1)
+    return vllm_expand(vs, b, y, meta, proj_offsets, h_outs, scale, accumulate, cfg)
 
 
-def _bind_fused(ops: Operands, tuned: bool) -> Callable[[], None]:
-    s = ops.scenario
-    meta = _meta(ops)
-    shrink_cfg, expand_cfg = _configs(ops, tuned)
-    buf = torch.empty((s.num_proj, s.num_tokens, s.rank), dtype=torch.float32, device=ops.x.device)
-    shrink = vllm_shrink(ops.x, ops.a, buf, meta, s.num_proj, s.scale, shrink_cfg)
-    expand = vllm_expand(buf, ops.b, ops.y, meta, ops.proj_offsets, s.h_outs, 1.0, s.accumulate, expand_cfg)
+def _bind_fused(
+    x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, y: torch.Tensor, weight_indices: torch.Tensor,
+    proj_offsets: torch.Tensor, seg_lens: Sequence[int], h_outs: tuple[int, ...], scale: float, accumulate: bool,
+    tuned: bool,
+) -> Callable[[], None]:  # fmt: skip
+    T, rank, P = x.shape[0], b.shape[2], len(h_outs)
+    meta = lora_meta(list(seg_lens), weight_indices, T)
+    shrink_cfg, expand_cfg = _configs(tuned, meta[1].numel() - 1, h_outs, T, x.shape[1], rank)
+    buf = torch.empty((P, T, rank), dtype=torch.float32, device=x.device)
+    shrink = vllm_shrink(x, a, buf, meta, P, scale, shrink_cfg)
+    expand = vllm_expand(buf, b, y, meta, proj_offsets, h_outs, 1.0, accumulate, expand_cfg)
 
     def run() -> None:
         buf.zero_()
@@ -456,32 +459,52 @@ def _bind_fused(ops: Operands, tuned: bool) -> Callable[[], None]:
     return run
 
 
-def bind_shrink(ops: Operands, config: Mapping[str, int]) -> Callable[[], None]:
+def bind_shrink(
+    x: torch.Tensor, a: torch.Tensor, v: torch.Tensor, seg_indptr: torch.Tensor, weight_indices: torch.Tensor, *,
+    seg_lens: Sequence[int], h_outs: tuple[int, ...], scale: float, accumulate: bool,
+) -> Callable[[], None]:  # fmt: skip
     """shrink/baseline/vllm: zero (when overwriting), split-K atomic shrink; fp32 workspace + cast when ``v``
-    is 16-bit. ``config`` is ignored: the baseline has fixed choices."""
-    return _bind_shrink(ops, tuned=False)
+    is 16-bit. Default configs."""
+    return _bind_shrink(x, a, v, weight_indices, seg_lens, h_outs, scale, accumulate, tuned=False)
 
 
-def bind_expand(ops: Operands, config: Mapping[str, int]) -> Callable[[], None]:
-    """expand/baseline/vllm: one launch, grid (row x column tiles, slices, adapters + 1)."""
-    return _bind_expand(ops, tuned=False)
+def bind_expand(
+    v: torch.Tensor, b: torch.Tensor, y: torch.Tensor, seg_indptr: torch.Tensor, weight_indices: torch.Tensor,
+    proj_offsets: torch.Tensor, *, seg_lens: Sequence[int], h_outs: tuple[int, ...], scale: float, accumulate: bool,
+) -> Callable[[], None]:  # fmt: skip
+    """expand/baseline/vllm: one launch, grid (row x column tiles, slices, adapters + 1). Default configs."""
+    return _bind_expand(v, b, y, weight_indices, proj_offsets, seg_lens, h_outs, scale, accumulate, tuned=False)
 
 
-def bind_fused(ops: Operands, config: Mapping[str, int]) -> Callable[[], None]:
+def bind_fused(
+    x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, y: torch.Tensor, seg_indptr: torch.Tensor,
+    weight_indices: torch.Tensor, proj_offsets: torch.Tensor, *, seg_lens: Sequence[int], h_outs: tuple[int, ...],
+    scale: float, accumulate: bool, inter_dtype: torch.dtype,
+) -> Callable[[], None]:  # fmt: skip
     """fused/baseline/vllm: vLLM's add_lora_linear: zero an fp32 [P, T, r] buffer, shrink, expand."""
-    return _bind_fused(ops, tuned=False)
+    return _bind_fused(x, a, b, y, weight_indices, proj_offsets, seg_lens, h_outs, scale, accumulate, tuned=False)
 
 
-def bind_shrink_tuned(ops: Operands, config: Mapping[str, int]) -> Callable[[], None]:
+def bind_shrink_tuned(
+    x: torch.Tensor, a: torch.Tensor, v: torch.Tensor, seg_indptr: torch.Tensor, weight_indices: torch.Tensor, *,
+    seg_lens: Sequence[int], h_outs: tuple[int, ...], scale: float, accumulate: bool,
+) -> Callable[[], None]:  # fmt: skip
     """shrink/baseline/vllm-tuned: as ``bind_shrink`` with the tuned config vLLM would look up."""
-    return _bind_shrink(ops, tuned=True)
+    return _bind_shrink(x, a, v, weight_indices, seg_lens, h_outs, scale, accumulate, tuned=True)
 
 
-def bind_expand_tuned(ops: Operands, config: Mapping[str, int]) -> Callable[[], None]:
+def bind_expand_tuned(
+    v: torch.Tensor, b: torch.Tensor, y: torch.Tensor, seg_indptr: torch.Tensor, weight_indices: torch.Tensor,
+    proj_offsets: torch.Tensor, *, seg_lens: Sequence[int], h_outs: tuple[int, ...], scale: float, accumulate: bool,
+) -> Callable[[], None]:  # fmt: skip
     """expand/baseline/vllm-tuned: as ``bind_expand`` with the tuned config vLLM would look up."""
-    return _bind_expand(ops, tuned=True)
+    return _bind_expand(v, b, y, weight_indices, proj_offsets, seg_lens, h_outs, scale, accumulate, tuned=True)
 
 
-def bind_fused_tuned(ops: Operands, config: Mapping[str, int]) -> Callable[[], None]:
+def bind_fused_tuned(
+    x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, y: torch.Tensor, seg_indptr: torch.Tensor,
+    weight_indices: torch.Tensor, proj_offsets: torch.Tensor, *, seg_lens: Sequence[int], h_outs: tuple[int, ...],
+    scale: float, accumulate: bool, inter_dtype: torch.dtype,
+) -> Callable[[], None]:  # fmt: skip
     """fused/baseline/vllm-tuned: as ``bind_fused`` with the tuned configs vLLM would look up."""
-    return _bind_fused(ops, tuned=True)
+    return _bind_fused(x, a, b, y, weight_indices, proj_offsets, seg_lens, h_outs, scale, accumulate, tuned=True)

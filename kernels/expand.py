@@ -29,11 +29,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+import torch
 import triton
 import triton.language as tl
 
-from dop_tui.kernels._common import EVICTION, cdiv, dot_cast_fp32, launch_opts
-from dop_tui.operands import Operands
+from ._common import EVICTION, cdiv, dot_cast_fp32, launch_opts
 
 DOT_MIN = 16  # tl.dot needs at least 16 along each dimension
 
@@ -243,43 +243,50 @@ def _expand_walk_kernel(
                 y_ptrs += stride_yt
 
 
-def _args(ops: Operands, *dims: int) -> tuple:
-    """Kernel arguments in the shared order: pointers, the given dimensions, strides, scale."""
-    pointers = (ops.v, ops.b, ops.y, ops.seg_indptr, ops.weight_indices, ops.proj_offsets)
-    return (*pointers, *dims, ops.b.stride(0), ops.y.stride(0), float(ops.scenario.scale))
+Tensors = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
 
-def _even_n(ops: Operands, bn: int) -> bool:
+def _args(t: Tensors, scale: float, *dims: int) -> tuple:
+    """Kernel arguments in the shared order: pointers (v, b, y, seg_indptr, weight_indices, proj_offsets), the
+    given dimensions, strides, scale."""
+    return (*t, *dims, t[1].stride(0), t[2].stride(0), float(scale))
+
+
+def _even_n(h_outs: tuple[int, ...], bn: int) -> bool:
     """Whether BLOCK_N divides every projection's width (no column masks needed)."""
-    return all(h % bn == 0 for h in ops.scenario.h_outs)
+    return all(h % bn == 0 for h in h_outs)
 
 
-def _align(ops: Operands) -> int:
+def _align(h_outs: tuple[int, ...]) -> int:
     """Largest power of two up to 16 dividing every projection width (hence every column offset)."""
     a = 16
-    while any(h % a for h in ops.scenario.h_outs):
+    while any(h % a for h in h_outs):
         a //= 2
     return a
 
 
-def bind_tile_dot(ops: Operands, config: Mapping[str, int]) -> Callable[[], None]:
+def bind_tile_dot(
+    v: torch.Tensor, b: torch.Tensor, y: torch.Tensor, seg_indptr: torch.Tensor, weight_indices: torch.Tensor,
+    proj_offsets: torch.Tensor, *, h_outs: tuple[int, ...], max_seg_len: int, scale: float, accumulate: bool,
+    config: Mapping[str, int],
+) -> Callable[[], None]:  # fmt: skip
     """expand/tile/dot: grid (segments, row tiles of the longest segment, column tiles x projections)."""
-    s = ops.scenario
     bm, bn, bk = int(config["BLOCK_M"]), int(config["BLOCK_N"]), int(config["BLOCK_K"])
-    grid = (s.num_segments, cdiv(s.max_seg_len, bm), cdiv(max(s.h_outs), bn) * s.num_proj)
-    args = _args(ops)
+    rank, P = b.shape[2], len(h_outs)
+    grid = (weight_indices.shape[0], cdiv(max_seg_len, bm), cdiv(max(h_outs), bn) * P)
+    args = _args((v, b, y, seg_indptr, weight_indices, proj_offsets), scale)
     meta = dict(
-        RANK=s.rank,
-        NUM_PROJ=s.num_proj,
+        RANK=rank,
+        NUM_PROJ=P,
         BLOCK_M=bm,
         BLOCK_N=bn,
         BLOCK_K=bk,
-        EVEN_K=s.rank % bk == 0,
-        EVEN_N=_even_n(ops, bn),
-        ACCUMULATE=s.accumulate,
-        CAST_FP32=dot_cast_fp32(ops.b),
+        EVEN_K=rank % bk == 0,
+        EVEN_N=_even_n(h_outs, bn),
+        ACCUMULATE=accumulate,
+        CAST_FP32=dot_cast_fp32(b),
         EVICT_W=EVICTION[int(config["WEIGHT_HINT"])],
-        ALIGN=_align(ops),
+        ALIGN=_align(h_outs),
         **launch_opts(config),
     )
 
@@ -289,24 +296,28 @@ def bind_tile_dot(ops: Operands, config: Mapping[str, int]) -> Callable[[], None
     return run
 
 
-def bind_gemv(ops: Operands, config: Mapping[str, int]) -> Callable[[], None]:
+def bind_gemv(
+    v: torch.Tensor, b: torch.Tensor, y: torch.Tensor, seg_indptr: torch.Tensor, weight_indices: torch.Tensor,
+    proj_offsets: torch.Tensor, *, h_outs: tuple[int, ...], max_seg_len: int, scale: float, accumulate: bool,
+    config: Mapping[str, int],
+) -> Callable[[], None]:  # fmt: skip
     """expand/gemv/fma: grid (segments, column tiles x projections); B tile loaded once per program."""
-    s = ops.scenario
     bt, bn = int(config["BLOCK_T"]), int(config["BLOCK_N"])
-    br = triton.next_power_of_2(s.rank)
-    grid = (s.num_segments, cdiv(max(s.h_outs), bn) * s.num_proj)
-    args = _args(ops)
+    rank, P = b.shape[2], len(h_outs)
+    br = triton.next_power_of_2(rank)
+    grid = (weight_indices.shape[0], cdiv(max(h_outs), bn) * P)
+    args = _args((v, b, y, seg_indptr, weight_indices, proj_offsets), scale)
     meta = dict(
-        RANK=s.rank,
-        NUM_PROJ=s.num_proj,
+        RANK=rank,
+        NUM_PROJ=P,
         BLOCK_T=bt,
         BLOCK_N=bn,
         BLOCK_R=br,
-        EVEN_R=br == s.rank,
-        EVEN_N=_even_n(ops, bn),
-        ACCUMULATE=s.accumulate,
+        EVEN_R=br == rank,
+        EVEN_N=_even_n(h_outs, bn),
+        ACCUMULATE=accumulate,
         EVICT_W=EVICTION[int(config["WEIGHT_HINT"])],
-        ALIGN=_align(ops),
+        ALIGN=_align(h_outs),
         **launch_opts(config),
     )
 
@@ -316,30 +327,34 @@ def bind_gemv(ops: Operands, config: Mapping[str, int]) -> Callable[[], None]:
     return run
 
 
-def bind_walk(ops: Operands, config: Mapping[str, int]) -> Callable[[], None]:
+def bind_walk(
+    v: torch.Tensor, b: torch.Tensor, y: torch.Tensor, seg_indptr: torch.Tensor, weight_indices: torch.Tensor,
+    proj_offsets: torch.Tensor, *, h_outs: tuple[int, ...], max_seg_len: int, scale: float, accumulate: bool,
+    config: Mapping[str, int],
+) -> Callable[[], None]:  # fmt: skip
     """expand/walk/segments: grid (segment groups, column tiles, projections); tl.dot or FMA per USE_DOT."""
-    s = ops.scenario
     spp, bm, bn = int(config["SEGS_PER_PROG"]), int(config["BLOCK_M"]), int(config["BLOCK_N"])
     use_dot = bool(config["USE_DOT"])
-    br = triton.next_power_of_2(s.rank)
+    rank, P, S = b.shape[2], len(h_outs), weight_indices.shape[0]
+    br = triton.next_power_of_2(rank)
     if use_dot:
         br = max(DOT_MIN, br)
-    grid = (cdiv(s.num_segments, spp), cdiv(max(s.h_outs), bn), s.num_proj)
-    args = _args(ops, s.num_segments)
+    grid = (cdiv(S, spp), cdiv(max(h_outs), bn), P)
+    args = _args((v, b, y, seg_indptr, weight_indices, proj_offsets), scale, S)
     meta = dict(
-        RANK=s.rank,
-        NUM_PROJ=s.num_proj,
+        RANK=rank,
+        NUM_PROJ=P,
         SEGS_PER_PROG=spp,
         BLOCK_M=bm,
         BLOCK_N=bn,
         BLOCK_R=br,
         USE_DOT=use_dot,
-        EVEN_R=br == s.rank,
-        EVEN_N=_even_n(ops, bn),
-        ACCUMULATE=s.accumulate,
-        CAST_FP32=dot_cast_fp32(ops.b),
+        EVEN_R=br == rank,
+        EVEN_N=_even_n(h_outs, bn),
+        ACCUMULATE=accumulate,
+        CAST_FP32=dot_cast_fp32(b),
         EVICT_W=EVICTION[int(config["WEIGHT_HINT"])],
-        ALIGN=_align(ops),
+        ALIGN=_align(h_outs),
         **launch_opts(config),
     )
 

@@ -3,9 +3,9 @@
 For segment ``seg`` with adapter ``w`` and projection ``p`` (columns ``off_p:off_p+h_p`` of ``y``):
 ``y[seg, off_p:off_p+h_p] (+)= scale * round(x[seg] @ A[w, p*r:(p+1)*r]^T) @ B[w, off_p:off_p+h_p]^T``
 with ``x[T, K]``, ``A[L, P*r, K]``, ``B[L, sum h_p, r]``, ``y[T, sum h_p]``; ``round`` is the rounding to the
-intermediate dtype (``ops.v.dtype``: fp32 or the input dtype). ``ops.v`` only carries that dtype: it is never
-read or written. Every program recomputes the shrink of its rows (x and A re-read, mostly from L2) and applies
-it to its share of one projection's columns: column tiles ``split, split + N_SPLIT, ...`` of width BLOCK_N.
+intermediate dtype (``inter_dtype``: fp32 or the input dtype), which is never read or written. Every program
+recomputes the shrink of its rows (x and A re-read, mostly from L2) and applies it to its share of one
+projection's columns: column tiles ``split, split + N_SPLIT, ...`` of width BLOCK_N.
 N_SPLIT trades that redundant shrink work for parallelism. Two structures:
 
 - ``bind_tile_dot``: grid (P x N_SPLIT, row tiles of the longest segment, segments). ``tl.dot`` over K into
@@ -35,8 +35,7 @@ import torch
 import triton
 import triton.language as tl
 
-from dop_tui.kernels._common import cdiv, dot_cast_fp32, launch_opts
-from dop_tui.operands import Operands
+from ._common import cdiv, dot_cast_fp32, launch_opts
 
 
 @triton.jit
@@ -215,43 +214,50 @@ def _fused_gemv_kernel(
             y_ptrs += N_SPLIT * BLOCK_N
 
 
-def _col_align(ops: Operands) -> int:
+def _col_align(h_outs: tuple[int, ...]) -> int:
     """The largest power of two (at most 16) dividing every projection offset into y's columns."""
     align = 16
-    for h in ops.scenario.h_outs:
+    for h in h_outs:
         while h % align:
             align //= 2
     return align
 
 
-def _args(ops: Operands) -> tuple:
+def _args(
+    x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, y: torch.Tensor, seg_indptr: torch.Tensor,
+    weight_indices: torch.Tensor, proj_offsets: torch.Tensor, scale: float,
+) -> tuple:  # fmt: skip
     """Arguments of the fused kernels in their shared order: pointers, dimensions, strides, scale."""
-    x, a, b, y = ops.x, ops.a, ops.b, ops.y
-    pointers = (x, a, b, y, ops.seg_indptr, ops.weight_indices, ops.proj_offsets)
+    pointers = (x, a, b, y, seg_indptr, weight_indices, proj_offsets)
     strides = (x.stride(0), a.stride(0), a.stride(1), b.stride(0), b.stride(1), y.stride(0))
-    return (*pointers, ops.scenario.h_in, ops.scenario.rank, *strides, float(ops.scenario.scale))
+    return (*pointers, x.shape[1], b.shape[2], *strides, float(scale))
 
 
-def bind_tile_dot(ops: Operands, config: Mapping[str, int]) -> Callable[[], None]:
-    """fused/tile/dot: grid (P x N_SPLIT, row tiles of the longest segment, segments); tl.dot twice."""
-    s = ops.scenario
+def bind_tile_dot(
+    x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, y: torch.Tensor, seg_indptr: torch.Tensor,
+    weight_indices: torch.Tensor, proj_offsets: torch.Tensor, *, h_outs: tuple[int, ...], max_seg_len: int,
+    scale: float, accumulate: bool, inter_dtype: torch.dtype, config: Mapping[str, int],
+) -> Callable[[], None]:  # fmt: skip
+    """fused/tile/dot: grid (P x N_SPLIT, row tiles of the longest segment, segments); tl.dot twice.
+    ``inter_dtype`` is the intermediate's dtype (fp32 or the input dtype: it is rounded to that)."""
     bm, bk, bn, n_split = (int(config[k]) for k in ("BLOCK_M", "BLOCK_K", "BLOCK_N", "N_SPLIT"))
-    br = max(16, triton.next_power_of_2(s.rank))
-    grid = (s.num_proj * n_split, cdiv(s.max_seg_len, bm), s.num_segments)
-    args = _args(ops)
+    K, rank = x.shape[1], b.shape[2]
+    br = max(16, triton.next_power_of_2(rank))
+    grid = (len(h_outs) * n_split, cdiv(max_seg_len, bm), weight_indices.shape[0])
+    args = _args(x, a, b, y, seg_indptr, weight_indices, proj_offsets, scale)
     meta = dict(
         BLOCK_M=bm,
         BLOCK_K=bk,
         BLOCK_N=bn,
         BLOCK_R=br,
         N_SPLIT=n_split,
-        EVEN_K=s.h_in % bk == 0,
-        EVEN_N=all(h % bn == 0 for h in s.h_outs),
-        EVEN_R=s.rank == br,
-        COL_ALIGN=_col_align(ops),
-        ACCUMULATE=s.accumulate,
-        TWO_TERM=ops.v.dtype == torch.float32 and ops.x.dtype != torch.float32,
-        CAST_FP32=dot_cast_fp32(ops.x),
+        EVEN_K=K % bk == 0,
+        EVEN_N=all(h % bn == 0 for h in h_outs),
+        EVEN_R=rank == br,
+        COL_ALIGN=_col_align(h_outs),
+        ACCUMULATE=accumulate,
+        TWO_TERM=inter_dtype == torch.float32 and x.dtype != torch.float32,
+        CAST_FP32=dot_cast_fp32(x),
         **launch_opts(config),
     )
 
@@ -261,25 +267,29 @@ def bind_tile_dot(ops: Operands, config: Mapping[str, int]) -> Callable[[], None
     return run
 
 
-def bind_gemv(ops: Operands, config: Mapping[str, int]) -> Callable[[], None]:
+def bind_gemv(
+    x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, y: torch.Tensor, seg_indptr: torch.Tensor,
+    weight_indices: torch.Tensor, proj_offsets: torch.Tensor, *, h_outs: tuple[int, ...], max_seg_len: int,
+    scale: float, accumulate: bool, inter_dtype: torch.dtype, config: Mapping[str, int],
+) -> Callable[[], None]:  # fmt: skip
     """fused/gemv/fma: grid (P x N_SPLIT, segments); each program walks its segment BLOCK_T tokens at a time."""
-    s = ops.scenario
     bt, bk, bn, n_split = (int(config[k]) for k in ("BLOCK_T", "BLOCK_K", "BLOCK_N", "N_SPLIT"))
-    br = triton.next_power_of_2(s.rank)
-    grid = (s.num_proj * n_split, s.num_segments)
-    args = _args(ops)
+    K, rank = x.shape[1], b.shape[2]
+    br = triton.next_power_of_2(rank)
+    grid = (len(h_outs) * n_split, weight_indices.shape[0])
+    args = _args(x, a, b, y, seg_indptr, weight_indices, proj_offsets, scale)
     meta = dict(
         BLOCK_T=bt,
         BLOCK_K=bk,
         BLOCK_N=bn,
         BLOCK_R=br,
         N_SPLIT=n_split,
-        EVEN_K=s.h_in % bk == 0,
-        EVEN_N=all(h % bn == 0 for h in s.h_outs),
-        EVEN_R=s.rank == br,
-        COL_ALIGN=_col_align(ops),
-        ACCUMULATE=s.accumulate,
-        ROUND_INTER=ops.v.dtype != torch.float32,
+        EVEN_K=K % bk == 0,
+        EVEN_N=all(h % bn == 0 for h in h_outs),
+        EVEN_R=rank == br,
+        COL_ALIGN=_col_align(h_outs),
+        ACCUMULATE=accumulate,
+        ROUND_INTER=inter_dtype != torch.float32,
         **launch_opts(config),
     )
 

@@ -23,11 +23,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+import torch
 import triton
 import triton.language as tl
 
-from dop_tui.kernels._common import EVICTION, cdiv, dot_cast_fp32, launch_opts
-from dop_tui.operands import Operands
+from ._common import EVICTION, cdiv, dot_cast_fp32, launch_opts
 
 
 @triton.jit
@@ -89,37 +89,37 @@ def _shrink_tile_kernel(
         tl.store(v_ptrs, acc.to(v_ptr.dtype.element_ty), mask=o_mask)
 
 
-def _args(ops: Operands) -> tuple:
+def _args(x: torch.Tensor, a: torch.Tensor, v: torch.Tensor, seg_indptr: torch.Tensor, weight_indices: torch.Tensor,
+          scale: float) -> tuple:  # fmt: skip
     """Arguments of the shrink kernels in their shared order: pointers, dimensions, strides, scale."""
-    x, a, v = ops.x, ops.a, ops.v
-    pointers = (x, a, v, ops.seg_indptr, ops.weight_indices)
     strides = (x.stride(0), a.stride(0), a.stride(1), v.stride(0))
-    return (*pointers, ops.scenario.h_in, ops.scenario.total_rank, *strides, float(ops.scenario.scale))
+    return (x, a, v, seg_indptr, weight_indices, x.shape[1], a.shape[1], *strides, float(scale))
 
 
-def _atomic(ops: Operands, split_k: int) -> bool:
+def _atomic(v: torch.Tensor, split_k: int) -> bool:
     """Whether the K splits reduce with fp32 atomics (SPLIT_K > 1); that needs an fp32 intermediate."""
-    if split_k > 1 and ops.v.dtype.itemsize != 4:
+    if split_k > 1 and v.dtype.itemsize != 4:
         raise ValueError("split-K shrink reduces with fp32 atomics: the intermediate v must be fp32")
     return split_k > 1
 
 
-def _bind_dot(ops: Operands, config: Mapping[str, int], split_k: int) -> Callable[[], None]:
-    s = ops.scenario
+def _bind_dot(
+    x: torch.Tensor, a: torch.Tensor, v: torch.Tensor, seg_indptr: torch.Tensor, weight_indices: torch.Tensor,
+    max_seg_len: int, scale: float, accumulate: bool, config: Mapping[str, int], split_k: int,
+) -> Callable[[], None]:  # fmt: skip
     bm, bn, bk = int(config["BLOCK_M"]), int(config["BLOCK_N"]), int(config["BLOCK_K"])
-    K, N = s.h_in, s.total_rank
-    atomic = _atomic(ops, split_k)
-    grid = (s.num_segments, cdiv(s.max_seg_len, bm), cdiv(N, bn) * split_k)
-    x, v = ops.x, ops.v
-    zero_first = atomic and not s.accumulate
-    args = _args(ops)
+    K, N = x.shape[1], a.shape[1]
+    atomic = _atomic(v, split_k)
+    grid = (weight_indices.shape[0], cdiv(max_seg_len, bm), cdiv(N, bn) * split_k)
+    zero_first = atomic and not accumulate
+    args = _args(x, a, v, seg_indptr, weight_indices, scale)
     meta = dict(
         BLOCK_M=bm,
         BLOCK_N=bn,
         BLOCK_K=bk,
         SPLIT_K=split_k,
         EVEN_K=K % (bk * split_k) == 0,
-        ACCUMULATE=s.accumulate,
+        ACCUMULATE=accumulate,
         ATOMIC=atomic,
         CAST_FP32=dot_cast_fp32(x),
         EVICT_W=EVICTION[int(config["WEIGHT_HINT"])],
@@ -134,14 +134,22 @@ def _bind_dot(ops: Operands, config: Mapping[str, int], split_k: int) -> Callabl
     return run
 
 
-def bind_tile_dot(ops: Operands, config: Mapping[str, int]) -> Callable[[], None]:
+def bind_tile_dot(
+    x: torch.Tensor, a: torch.Tensor, v: torch.Tensor, seg_indptr: torch.Tensor, weight_indices: torch.Tensor, *,
+    max_seg_len: int, scale: float, accumulate: bool, config: Mapping[str, int],
+) -> Callable[[], None]:  # fmt: skip
     """shrink/tile/dot: grid (segments, row tiles of the longest segment, rank tiles)."""
-    return _bind_dot(ops, config, 1)
+    return _bind_dot(x, a, v, seg_indptr, weight_indices, max_seg_len, scale, accumulate, config, 1)
 
 
-def bind_splitk_dot(ops: Operands, config: Mapping[str, int]) -> Callable[[], None]:
-    """shrink/splitk/dot: grid (segments, row tiles, rank tiles x SPLIT_K); fp32 atomic reduction."""
-    return _bind_dot(ops, config, int(config["SPLIT_K"]))
+def bind_splitk_dot(
+    x: torch.Tensor, a: torch.Tensor, v: torch.Tensor, seg_indptr: torch.Tensor, weight_indices: torch.Tensor, *,
+    max_seg_len: int, scale: float, accumulate: bool, config: Mapping[str, int],
+) -> Callable[[], None]:  # fmt: skip
+    """shrink/splitk/dot: grid (segments, row tiles, rank tiles x SPLIT_K); fp32 atomic reduction (zeroing
+    ``v`` first when overwriting)."""
+    split_k = int(config["SPLIT_K"])
+    return _bind_dot(x, a, v, seg_indptr, weight_indices, max_seg_len, scale, accumulate, config, split_k)
 
 
 @triton.jit
@@ -205,17 +213,18 @@ def _shrink_gemv_kernel(
             tl.store(v_ptrs, acc.to(v_ptr.dtype.element_ty), mask=o_mask)
 
 
-def bind_gemv(ops: Operands, config: Mapping[str, int]) -> Callable[[], None]:
+def bind_gemv(
+    x: torch.Tensor, a: torch.Tensor, v: torch.Tensor, seg_indptr: torch.Tensor, weight_indices: torch.Tensor, *,
+    max_seg_len: int, scale: float, accumulate: bool, config: Mapping[str, int],
+) -> Callable[[], None]:  # fmt: skip
     """shrink/gemv/fma: grid (segments, rank tiles x SPLIT_K); broadcast-multiply and sum over K, no MMA."""
-    s = ops.scenario
     bt, bn, bk = int(config["BLOCK_T"]), int(config["BLOCK_N"]), int(config["BLOCK_K"])
     split_k = int(config["SPLIT_K"])
-    K, N = s.h_in, s.total_rank
-    atomic = _atomic(ops, split_k)
-    grid = (s.num_segments, cdiv(N, bn) * split_k)
-    v = ops.v
-    zero_first = atomic and not s.accumulate
-    args = _args(ops)
+    K, N = x.shape[1], a.shape[1]
+    atomic = _atomic(v, split_k)
+    grid = (weight_indices.shape[0], cdiv(N, bn) * split_k)
+    zero_first = atomic and not accumulate
+    args = _args(x, a, v, seg_indptr, weight_indices, scale)
     meta = dict(
         BLOCK_T=bt,
         BLOCK_N=bn,
@@ -223,7 +232,7 @@ def bind_gemv(ops: Operands, config: Mapping[str, int]) -> Callable[[], None]:
         SPLIT_K=split_k,
         EVEN_K=K % bk == 0,
         EVEN_N=N % bn == 0,
-        ACCUMULATE=s.accumulate,
+        ACCUMULATE=accumulate,
         ATOMIC=atomic,
         EVICT_W=EVICTION[int(config["WEIGHT_HINT"])],
         **launch_opts(config),
