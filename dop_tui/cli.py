@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -306,6 +307,41 @@ def show(
     delta = delta_table(sess)
     if delta is not None:
         console.print(delta)
+
+
+@app.command()
+def export(
+    sessions: Annotated[list[str], typer.Argument(help="Tuned session files (one device), merged into one table.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="The package directory to write.")],
+    name: Annotated[str, typer.Option("--name", help="The Python package name.")] = "lora_kernels",
+    force: Annotated[
+        bool, typer.Option("--force", help="Write into a directory that holds something else (its other files stay).")
+    ] = False,
+) -> None:
+    """Turn tuned sessions into a kernel package: the winning Triton kernels, a dispatch table and an API
+    (add_lora, shrink, expand, segments_from_token_mapping); pip-installable, no dop-tui needed."""
+    from dop_tui.export.package import export_package
+    from dop_tui.export.table import ExportError
+    from dop_tui.session.store import SessionError, load
+
+    loaded = []
+    for path in sessions:
+        try:
+            loaded.append((Path(path).name, load(path)))
+        except SessionError as exc:
+            raise _fail(str(exc)) from None
+    try:
+        table = export_package(loaded, output, name, force=force)
+    except ExportError as exc:
+        raise _fail(str(exc)) from None
+    e = table["entries"]
+    console.print(f"wrote [bold]{output}[/]: package {name} for {table['device']}, {len(e['shrink'])} shrink, "
+                  f"{len(e['expand'])} expand and {len(e['lora'])} LoRA-delta entries")  # fmt: skip
+    best = table["summary"].get("best")
+    if best:
+        console.print(f"LoRA delta {best['geomean']:.2f}x the best baseline per case (min {best['min']:.2f}x, "
+                      f"{best['n']} cases), as the sessions measured it")  # fmt: skip
+    console.print(f"install: pip install {output}    check: python -m {name}.selftest")
 
 
 @app.command()

@@ -13,7 +13,7 @@ def _modules_after(stmt: str) -> set[str]:
 def test_domain_and_cli_do_not_import_textual():
     mods = _modules_after(
         "import dop_tui.scenario, dop_tui.workloads, dop_tui.models, dop_tui.space, dop_tui.operands, "
-        "dop_tui.reference, dop_tui.measure.check, dop_tui.measure.roofline, dop_tui.cli"
+        "dop_tui.reference, dop_tui.measure.check, dop_tui.measure.roofline, dop_tui.cli, dop_tui.export.package"
     )
     assert "textual" not in mods
 

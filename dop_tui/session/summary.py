@@ -72,6 +72,7 @@ class DeltaCase:
     ours_us: float
     how: str  # "fused" or "shrink+expand"
     baselines: dict[str, float]  # baseline name -> microseconds
+    parts: tuple[str, ...] = ()  # the scenario keys whose best kernels make ours: the fused one, or shrink, expand
 
     @property
     def speedup(self) -> dict[str, float]:
@@ -110,13 +111,13 @@ def lora_delta(
             continue
         options = []
         if key in best_us:
-            options.append((best_us[key], "fused"))
+            options.append((best_us[key], "fused", (key,)))
         sk, ek = shrinks.get((s.h_in, s.num_proj, *_layout(s))), expands.get((s.h_outs, *_layout(s)))
         if sk in best_us and ek in best_us:
-            options.append((best_us[sk] + best_us[ek], "shrink+expand"))
+            options.append((best_us[sk] + best_us[ek], "shrink+expand", (sk, ek)))
         if options:
-            us, how = min(options)
-            cases.append(DeltaCase(s, us, how, dict(baseline_us.get(key, {}))))
+            us, how, parts = min(options)
+            cases.append(DeltaCase(s, us, how, dict(baseline_us.get(key, {})), parts))
     return cases
 
 
