@@ -59,10 +59,18 @@ def _device_ok(device_name: str) -> bool:
 
 def nearest(op: str, key: dict[str, Any], tokens: int, segments: int, device_name: str) -> dict[str, Any] | None:
     """The tuned entry of ``op`` (``shrink``, ``expand`` or ``lora``) whose shape matches ``key`` and whose
-    layout is nearest to ``tokens``/``segments``; None off the tuned family or on another device."""
+    layout is nearest to ``tokens``/``segments``; None off the tuned family or on another device. Answers are
+    remembered per call shape (the hot path pays one dictionary lookup)."""
+    frozen = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in key.items()))
+    return _nearest(op, frozen, tokens, segments, device_name)
+
+
+@cache
+def _nearest(op: str, key: tuple, tokens: int, segments: int, device_name: str) -> dict[str, Any] | None:
     if not _device_ok(device_name):
         return None
-    same = [e for e in table()["entries"][op] if all(e[k] == v for k, v in key.items())]
+    want = {k: list(v) if isinstance(v, tuple) else v for k, v in key}
+    same = [e for e in table()["entries"][op] if all(e[k] == v for k, v in want.items())]
     if not same:
         return None
     return min(same, key=lambda e: (_distance(tokens, segments, e), e["tokens"], e["segments"]))
