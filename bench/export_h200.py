@@ -38,6 +38,7 @@ def main() -> None:
     p.add_argument("--session", type=Path, default=ROOT / "sessions" / "h200-7b-decode.json.gz")
     args = p.parse_args()
     out = args.out
+    out.mkdir(parents=True, exist_ok=True)
     pkg, site = out / "pkg", out / "site"
     shutil.rmtree(pkg, ignore_errors=True)
     shutil.rmtree(site, ignore_errors=True)

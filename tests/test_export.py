@@ -189,3 +189,43 @@ def test_segments_and_kernels_are_torch_and_triton_only():
     for f in template.glob("*.py"):
         assert "dop_tui" not in f.read_text(), f.name
     assert torch.int32  # the template's tensors are plain torch
+
+
+def test_repeated_calls_reuse_their_plan_and_stay_correct(installed):
+    """Same tensor objects: the second call reuses the first's launch plan; it still reads the tensors'
+    current contents (a new batch layout in the same seg_indptr)."""
+    _, target = installed
+    code = f"""
+import os
+os.environ["TRITON_INTERPRET"] = "1"
+import torch
+from {NAME} import add_lora, api
+torch.manual_seed(0)
+T, L, r, h = 4, 3, 16, 48
+x, A, B = torch.randn(T, h), torch.randn(L, r, h) / 7, torch.randn(L, h, r) / 4
+y0 = torch.randn(T, h)
+seg, w = torch.tensor([0, 1, 4], dtype=torch.int32), torch.tensor([2, 0], dtype=torch.int32)
+
+def ref(y, seg, w):
+    out = y.double().clone()
+    for s in range(w.numel()):
+        rows = slice(seg[s].item(), seg[s + 1].item())
+        out[rows] += (x.double()[rows] @ A[w[s]].double().T) @ B[w[s]].double().T
+    return out
+
+y = y0.clone()
+add_lora(y, x, A, B, seg, w)
+assert len(api._plans) == 1
+add_lora(y, x, A, B, seg, w)  # accumulates again, through the same plan
+assert len(api._plans) == 1
+assert torch.allclose(y.double(), ref(ref(y0, seg, w), seg, w), rtol=1e-3, atol=1e-3)
+seg.copy_(torch.tensor([0, 3, 4], dtype=torch.int32))  # another layout, same objects
+before = y.clone()
+add_lora(y, x, A, B, seg, w)
+assert len(api._plans) == 1 and torch.allclose(y.double(), ref(before, seg, w), rtol=1e-3, atol=1e-3)
+api.clear_plans()
+assert not api._plans
+print("plans ok")
+"""
+    proc = _run_without_dop_tui(target, code)
+    assert proc.returncode == 0 and "plans ok" in proc.stdout, proc.stdout + proc.stderr

@@ -22,9 +22,13 @@ the base layer's GEMM runs on the main stream, then ``expand`` into the GEMM's o
     main.wait_stream(side)
     expand(out, v, B, seg_indptr, weight_indices)  # accumulates into the base output
 
-Every call is stream-ordered on the current stream and graph-capturable: no host synchronisation; the
-only allocations are ``add_lora``'s fp32 intermediate and the projection offsets, made once per shape and
-device on the first call (make it before capturing, or pass ``workspace``). Dispatch reads only shapes,
+Every call is stream-ordered on the current stream and graph-capturable: no host synchronisation. A call
+validates its tensors and picks its kernels once: later calls with the same tensor objects (as serving with
+static buffers and CUDA graphs makes them) reuse that launch plan and cost little more than the launches
+themselves (``PLAN_CACHE`` plans are kept, for calls of at most ``PLAN_MAX_TOKENS`` tokens; a plan holds its
+tensors, ``clear_plans()`` lets them go; resizing a tensor in place is not supported). The only
+allocations are ``add_lora``'s fp32 intermediate and the projection offsets, made once per shape and device
+on the first call (make it before capturing, or pass ``workspace``). Dispatch reads only shapes,
 dtypes and the device's name; ``max_seg_len`` (the longest segment, if the caller knows it) lets the
 kernels launch fewer idle programs (default: T, always safe).
 """
@@ -32,7 +36,7 @@ kernels launch fewer idle programs (default: T, always safe).
 from __future__ import annotations
 
 import importlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cache
 from typing import Any
 
@@ -98,8 +102,26 @@ DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 DTYPE_NAMES = {torch.float16: "fp16", torch.bfloat16: "bf16", torch.float32: "fp32"}
 
 
-def _launch(c: dispatch.Choice, *tensors: torch.Tensor, **kw: Any) -> None:
-    _launcher(c.module, c.launcher)(*tensors, config=c.config, **kw)()
+def _prepare(c: dispatch.Choice, *tensors: torch.Tensor, **kw: Any) -> Callable[[], None]:
+    return _launcher(c.module, c.launcher)(*tensors, config=c.config, **kw)
+
+
+PLAN_CACHE = 64  # launch plans kept (first in, first out)
+PLAN_MAX_TOKENS = 4096  # larger calls are not kept: a plan holds its tensors alive, and long calls gain little
+_plans: dict[tuple, Callable[[], None]] = {}
+
+
+def _remember(key: tuple, run: Callable[[], None], tokens: int) -> Callable[[], None]:
+    if tokens <= PLAN_MAX_TOKENS:
+        if len(_plans) >= PLAN_CACHE:
+            del _plans[next(iter(_plans))]
+        _plans[key] = run
+    return run
+
+
+def clear_plans() -> None:
+    """Forget every launch plan (and release the tensors they hold)."""
+    _plans.clear()
 
 
 def _shrink_choice(x: torch.Tensor, A: torch.Tensor, v: torch.Tensor, S: int) -> dispatch.Choice:
@@ -130,6 +152,18 @@ def shrink(
     scale: float = 1.0, *, accumulate: bool = False, max_seg_len: int | None = None,
 ) -> None:  # fmt: skip
     """``v (+)= scale * x @ A[w]^T`` per segment: ``x[T, h_in]``, ``A[L, N, h_in]``, ``v[T, N]``."""
+    key = ("shrink", id(v), id(x), id(A), id(seg_indptr), id(weight_indices), x.shape, scale, accumulate, max_seg_len)
+    run = _plans.get(key)
+    if run is None:
+        run = _remember(key, _plan_shrink(v, x, A, seg_indptr, weight_indices, scale, accumulate, max_seg_len),
+                        x.shape[0])  # fmt: skip
+    run()
+
+
+def _plan_shrink(
+    v: torch.Tensor, x: torch.Tensor, A: torch.Tensor, seg_indptr: torch.Tensor, weight_indices: torch.Tensor,
+    scale: float, accumulate: bool, max_seg_len: int | None,
+) -> Callable[[], None]:  # fmt: skip
     dev = x.device
     _check("x", x, 2, dev, DTYPES)
     _check("A", A, 3, dev, (x.dtype,))
@@ -139,8 +173,8 @@ def shrink(
     _expect("v", v, 0, x.shape[0], "x's tokens")
     _expect("v", v, 1, A.shape[1], "A's stacked rank")
     c = _shrink_choice(x, A, v, S)
-    _launch(c, x, A, v, seg_indptr, weight_indices, max_seg_len=max_seg_len or x.shape[0], scale=scale,
-            accumulate=accumulate)  # fmt: skip
+    return _prepare(c, x, A, v, seg_indptr, weight_indices, max_seg_len=max_seg_len or x.shape[0], scale=scale,
+                    accumulate=accumulate)  # fmt: skip
 
 
 def expand(
@@ -149,6 +183,20 @@ def expand(
     max_seg_len: int | None = None,
 ) -> None:  # fmt: skip
     """``y[:, off_p:off_p+h_p] (+)= scale * v[:, p*r:(p+1)*r] @ B[w, off_p:off_p+h_p]^T`` per segment."""
+    outs = None if h_outs is None else tuple(h_outs)
+    key = ("expand", id(y), id(v), id(B), id(seg_indptr), id(weight_indices), y.shape, scale, outs, accumulate,
+           max_seg_len)  # fmt: skip
+    run = _plans.get(key)
+    if run is None:
+        run = _remember(key, _plan_expand(y, v, B, seg_indptr, weight_indices, scale, outs, accumulate, max_seg_len),
+                        y.shape[0])  # fmt: skip
+    run()
+
+
+def _plan_expand(
+    y: torch.Tensor, v: torch.Tensor, B: torch.Tensor, seg_indptr: torch.Tensor, weight_indices: torch.Tensor,
+    scale: float, h_outs: Sequence[int] | None, accumulate: bool, max_seg_len: int | None,
+) -> Callable[[], None]:  # fmt: skip
     dev = y.device
     _check("y", y, 2, dev, DTYPES)
     _check("B", B, 3, dev, (y.dtype,))
@@ -159,8 +207,8 @@ def expand(
     _expect("v", v, 0, y.shape[0], "y's tokens")
     _expect("v", v, 1, B.shape[2] * len(outs), "rank x projections")
     c = _expand_choice(y, B, outs, S)
-    _launch(c, v, B, y, seg_indptr, weight_indices, _proj_offsets(outs, dev), h_outs=outs,
-            max_seg_len=max_seg_len or y.shape[0], scale=scale, accumulate=accumulate)  # fmt: skip
+    return _prepare(c, v, B, y, seg_indptr, weight_indices, _proj_offsets(outs, dev), h_outs=outs,
+                    max_seg_len=max_seg_len or y.shape[0], scale=scale, accumulate=accumulate)  # fmt: skip
 
 
 def add_lora(
@@ -172,6 +220,21 @@ def add_lora(
     kernels the session found fastest at the nearest tuned layout. ``workspace``: an fp32 ``[T, P*r]`` tensor
     for the intermediate (default: one kept per shape and device; pass your own to share none across
     streams)."""
+    outs = None if h_outs is None else tuple(h_outs)
+    key = ("lora", id(y), id(x), id(A), id(B), id(seg_indptr), id(weight_indices), id(workspace), x.shape, y.shape,
+           scale, outs, max_seg_len)  # fmt: skip
+    run = _plans.get(key)
+    if run is None:
+        plan = _plan_lora(y, x, A, B, seg_indptr, weight_indices, scale, outs, max_seg_len, workspace)
+        run = _remember(key, plan, x.shape[0])
+    run()
+
+
+def _plan_lora(
+    y: torch.Tensor, x: torch.Tensor, A: torch.Tensor, B: torch.Tensor, seg_indptr: torch.Tensor,
+    weight_indices: torch.Tensor, scale: float, h_outs: Sequence[int] | None, max_seg_len: int | None,
+    workspace: torch.Tensor | None,
+) -> Callable[[], None]:  # fmt: skip
     dev = x.device
     _check("x", x, 2, dev, DTYPES)
     for name, t in (("A", A), ("B", B), ("y", y)):
@@ -190,9 +253,8 @@ def add_lora(
     e = dispatch.nearest("lora", key, T, S, _device_name(dev))
     if e is not None and e["how"] == "fused":
         c = dispatch.choice(e["kernels"][0], "fused")
-        _launch(c, x, A, B, y, *seg, offs, h_outs=outs, max_seg_len=msl, scale=scale, accumulate=True,
-                inter_dtype=torch.float32)  # fmt: skip
-        return
+        return _prepare(c, x, A, B, y, *seg, offs, h_outs=outs, max_seg_len=msl, scale=scale, accumulate=True,
+                        inter_dtype=torch.float32)  # fmt: skip
     if workspace is None:
         wkey = (T, rank * P, dev)
         if wkey not in _workspaces:
@@ -205,8 +267,15 @@ def add_lora(
         first, second = (dispatch.choice(k, "shrink+expand") for k in e["kernels"])
     else:
         first, second = _shrink_choice(x, A, workspace, S), _expand_choice(y, B, outs, S)
-    _launch(first, x, A, workspace, *seg, max_seg_len=msl, scale=scale, accumulate=False)
-    _launch(second, workspace, B, y, *seg, offs, h_outs=outs, max_seg_len=msl, scale=1.0, accumulate=True)
+    run_shrink = _prepare(first, x, A, workspace, *seg, max_seg_len=msl, scale=scale, accumulate=False)
+    run_expand = _prepare(second, workspace, B, y, *seg, offs, h_outs=outs, max_seg_len=msl, scale=1.0,
+                          accumulate=True)  # fmt: skip
+
+    def both() -> None:
+        run_shrink()
+        run_expand()
+
+    return both
 
 
 def segments_from_token_mapping(
