@@ -314,6 +314,14 @@ def export(
     sessions: Annotated[list[str], typer.Argument(help="Tuned session files (one device), merged into one table.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="The package directory to write.")],
     name: Annotated[str, typer.Option("--name", help="The Python package name.")] = "lora_kernels",
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="package (a pip-installable kernel package), vllm (vLLM's tuned-config "
+            "files, from the vllm sketch family) or both (the files in DIR/vllm_configs).",
+        ),
+    ] = "package",
     force: Annotated[
         bool, typer.Option("--force", help="Write into a directory that holds something else (its other files stay).")
     ] = False,
@@ -331,17 +339,22 @@ def export(
         except SessionError as exc:
             raise _fail(str(exc)) from None
     try:
-        table = export_package(loaded, output, name, force=force)
+        table = export_package(loaded, output, name, force=force, fmt=fmt)
     except ExportError as exc:
         raise _fail(str(exc)) from None
-    e = table["entries"]
-    console.print(f"wrote [bold]{output}[/]: package {name} for {table['device']}, {len(e['shrink'])} shrink, "
-                  f"{len(e['expand'])} expand and {len(e['lora'])} LoRA-delta entries")  # fmt: skip
-    best = table["summary"].get("best")
-    if best:
-        console.print(f"LoRA delta {best['geomean']:.2f}x the best baseline per case (min {best['min']:.2f}x, "
-                      f"{best['n']} cases), as the sessions measured it")  # fmt: skip
-    console.print(f"install: pip install {output}    check: python -m {name}.selftest")
+    if "entries" in table:
+        e = table["entries"]
+        console.print(f"wrote [bold]{output}[/]: package {name} for {table['device']}, {len(e['shrink'])} shrink, "
+                      f"{len(e['expand'])} expand and {len(e['lora'])} LoRA-delta entries")  # fmt: skip
+        best = table["summary"].get("best")
+        if best:
+            console.print(f"LoRA delta {best['geomean']:.2f}x the best baseline per case (min {best['min']:.2f}x, "
+                          f"{best['n']} cases), as the sessions measured it")  # fmt: skip
+        console.print(f"install: pip install {output}    check: python -m {name}.selftest")
+    if table["vllm_files"]:
+        folder = output / "vllm_configs" if "entries" in table else output
+        console.print(f"vLLM tuned configs in {folder}: {', '.join(table['vllm_files'])}; use them with "
+                      f"VLLM_TUNED_CONFIG_FOLDER={folder}")  # fmt: skip
 
 
 @app.command()

@@ -17,6 +17,7 @@ Example (every key but ``ops`` has a default)::
     seed = 0
     strategy = "evolution"                   # evolution | random | genetic | grid
     warm_start = "h200-decode-foundation.json.gz"  # optional: a session (or saved model) the cost model starts from
+    sketches = ["shrink/vllm/triton"]        # optional: only these sketches for their ops (dop space lists them)
 
 A projection ``p`` of shape ``h_in -> h_out`` gives the scenarios shrink ``h_in -> r``, expand ``r -> h_out``
 and fused ``h_in -> r -> h_out`` (each scenario keeps the projection's shape). Scenarios that compute the same
@@ -36,6 +37,7 @@ from typing import Any
 from dop_tui.measure.backends import BACKENDS
 from dop_tui.models import GROUPS, MODELS, PROJECTIONS, get_model
 from dop_tui.scenario import DTYPES, OPS, Scenario, make_scenario
+from dop_tui.space.sketches import SKETCHES
 from dop_tui.workloads import WORKLOADS, decode_lens
 
 STRATEGIES = ("evolution", "random", "genetic", "grid")
@@ -63,6 +65,7 @@ class Job:
     seed: int = 0
     strategy: str = "evolution"
     warm_start: str = ""  # session or saved cost model that seeds the model
+    sketches: tuple[str, ...] = ()  # only these sketches, for the ops they belong to (others: every sketch)
     source: str = field(default="", compare=False)  # the file it came from, for messages
 
     def __post_init__(self) -> None:
@@ -93,6 +96,11 @@ class Job:
             raise JobError(f"strategy: unknown {self.strategy!r}; expected one of {', '.join(STRATEGIES)}")
         if self.budget < 1:
             raise JobError(f"budget: expected a positive number of measurements, got {self.budget}")
+        if self.sketches:
+            _check_choices("sketches", self.sketches, tuple(sk.id for sk in SKETCHES))
+        stray = [i for i in self.sketches if i.split("/")[0] not in self.ops]
+        if stray:
+            raise JobError(f"sketches: {', '.join(stray)} belong to ops the job does not tune ({', '.join(self.ops)})")
 
     def shape_list(self, op: str) -> list[tuple[int, tuple[int, ...]]]:
         """``(h_in, h_outs)`` per projection (or group sharing x) that ``op`` is tuned on."""
@@ -144,6 +152,8 @@ class Job:
             d["replay"] = paths[0] if len(paths) == 1 else paths
         if self.warm_start:
             d["warm_start"] = str(self.resolve(self.warm_start))
+        if self.sketches:
+            d["sketches"] = list(self.sketches)
         return d
 
     def with_overrides(self, **overrides: Any) -> Job:
@@ -159,7 +169,7 @@ def _check_choices(key: str, values: tuple[str, ...], allowed: tuple[str, ...]) 
         raise JobError(f"{key}: unknown {', '.join(map(repr, bad))}; expected some of {', '.join(allowed)}")
 
 
-_LIST_KEYS = ("ops", "ranks", "dtypes", "batch_sizes", "workloads")
+_LIST_KEYS = ("ops", "ranks", "dtypes", "batch_sizes", "workloads", "sketches")
 _SCALARS = {"name": str, "model": str, "backend": str, "budget": int, "seed": int, "strategy": str, "warm_start": str}
 
 

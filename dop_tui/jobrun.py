@@ -62,7 +62,7 @@ def job_events(
 ) -> Iterator[Event]:
     """Run ``job`` (or the job of the session ``resume``) and yield its events; the session is written to
     ``output`` (default: the resumed file) after every round. ``JobError``/``SessionError`` for bad input."""
-    from dop_tui.search.loop import tune
+    from dop_tui.search.loop import SearchControls, tune
 
     prior = Session()
     if resume is not None:
@@ -72,6 +72,9 @@ def job_events(
     if job is None:
         raise JobError("no job: give a job file or a session to resume")
     scenarios = job.scenarios()
+    if job.sketches:
+        controls = controls or SearchControls()
+        controls.only = frozenset(job.sketches)
     session = Session(job=job.to_mapping(), device=prior.device, env=prior.env, measurements=list(prior.measurements),
                       rounds=list(prior.rounds))  # fmt: skip
     recorder = Recorder(session, {s.key: s for s in scenarios}, output)

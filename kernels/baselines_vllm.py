@@ -103,6 +103,7 @@ def _vllm_shrink_kernel(
     SPLIT_K: tl.constexpr,
     GROUP_SIZE_M: tl.constexpr,
     EVEN_K: tl.constexpr,
+    ACCUMULATE: tl.constexpr,
     IDX64: tl.constexpr,
     CAST_FP32: tl.constexpr,
 ):
@@ -171,7 +172,9 @@ def _vllm_shrink_kernel(
     o_ptrs = out_ptr + slice_id * stride_os + rows[:, None] * stride_ot + offs_n[None, :]
     o_mask = (offs_m < m_len)[:, None] & (offs_n < N)[None, :]
     if SPLIT_K == 1:
-        tl.store(o_ptrs, acc, mask=o_mask)
+        if ACCUMULATE:  # not vLLM's (its shrink overwrites): our shrink op may accumulate
+            acc += tl.load(o_ptrs, mask=o_mask, other=0.0).to(tl.float32)
+        tl.store(o_ptrs, acc.to(out_ptr.dtype.element_ty), mask=o_mask)
     else:
         tl.atomic_add(o_ptrs, acc, mask=o_mask, sem="relaxed")
 
@@ -299,12 +302,14 @@ _CAST_BLOCK = 1024
 
 
 def lora_meta(
-    seg_lens: list[int], weight_indices: torch.Tensor, num_tokens: int
+    seg_lens: Sequence[int] | torch.Tensor, weight_indices: torch.Tensor, num_tokens: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """vLLM's per-forward metadata from segments: (token indices sorted by adapter, adapter ids with a trailing
-    -1 slot, tokens per adapter, their start offsets), all int32 on ``weight_indices``' device."""
+    -1 slot, tokens per adapter, their start offsets), all int32 on ``weight_indices``' device. ``seg_lens`` is
+    a host list or a device tensor (then the adapter count is read back: a synchronisation, as vLLM's own
+    ``prepare_tensors`` makes once per forward)."""
     dev = weight_indices.device
-    lens = torch.tensor(seg_lens, dtype=torch.int64, device=dev)
+    lens = torch.as_tensor(seg_lens, dtype=torch.int64, device=dev)
     mapping = torch.repeat_interleave(weight_indices.to(torch.int64), lens, output_size=num_tokens)
     sorted_ids, order = torch.sort(mapping, stable=True)
     ids, ntok = torch.unique_consecutive(sorted_ids, return_counts=True)
@@ -328,11 +333,13 @@ def vllm_shrink(
     meta: tuple[torch.Tensor, ...],
     num_slices: int,
     scale: float,
-    config: Mapping[str, int],
+    config: Mapping[str, int] | None,
+    accumulate: bool = False,
 ) -> Callable[[], None]:
-    """A launcher of vLLM's shrink: ``out[p, t, :] += scale * x[t] @ A[lora(t), p*r:(p+1)*r]^T`` (atomic, so
-    ``out`` is fp32 and zeroed by the caller) with ``a[L, P*r, K]`` and ``out`` viewed as ``[P, T, r]``
-    through its strides (``out.stride(0)`` between slices, ``out.stride(1)`` between tokens)."""
+    """A launcher of vLLM's shrink: ``out[p, t, :] += scale * x[t] @ A[lora(t), p*r:(p+1)*r]^T`` with split-K
+    (atomic, so ``out`` is fp32 and zeroed by the caller), or with SPLIT_K = 1 a store (adding the old ``out``
+    when ``accumulate``); ``a[L, P*r, K]``, ``out`` viewed as ``[P, T, r]`` through its strides
+    (``out.stride(0)`` between slices, ``out.stride(1)`` between tokens)."""
     order, lora_ids, ntok, start = meta
     M, K = x.shape
     N = a.shape[1] // num_slices
@@ -342,7 +349,7 @@ def vllm_shrink(
     args = (x, a, out, order, lora_ids, ntok, start, M, K, N, x.stride(0), a.stride(0), a.stride(1))
     args += (out.stride(0), out.stride(1), float(scale))
     kw = dict(BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, SPLIT_K=sk, GROUP_SIZE_M=c["group_size_m"],
-              EVEN_K=K % (bk * sk) == 0, IDX64=_idx64(x, a, out), CAST_FP32=dot_cast_fp32(x),
+              EVEN_K=K % (bk * sk) == 0, ACCUMULATE=accumulate, IDX64=_idx64(x, a, out), CAST_FP32=dot_cast_fp32(x),
               num_warps=c["num_warps"], num_stages=c["num_stages"])  # fmt: skip
 
     def launch() -> None:
@@ -405,7 +412,7 @@ def _bind_shrink(
     meta = lora_meta(list(seg_lens), weight_indices, T)
     cfg = _configs(tuned, meta[1].numel() - 1, h_outs, T, x.shape[1], R // P)[0]
     if v.dtype == torch.float32:
-        shrink = vllm_shrink(x, a, v.view(T, P, R // P).transpose(0, 1), meta, P, scale, cfg)
+        shrink = vllm_shrink(x, a, v.view(T, P, R // P).transpose(0, 1), meta, P, scale, cfg, accumulate)
         zero_first = not accumulate
 
         def run() -> None:
@@ -466,6 +473,42 @@ def bind_shrink(
     """shrink/baseline/vllm: zero (when overwriting), split-K atomic shrink; fp32 workspace + cast when ``v``
     is 16-bit. Default configs."""
     return _bind_shrink(x, a, v, weight_indices, seg_lens, h_outs, scale, accumulate, tuned=False)
+
+
+def bind_shrink_sketch(
+    x: torch.Tensor, a: torch.Tensor, v: torch.Tensor, seg_indptr: torch.Tensor, weight_indices: torch.Tensor, *,
+    max_seg_len: int, scale: float, accumulate: bool, config: Mapping[str, int], h_outs: tuple[int, ...],
+) -> Callable[[], None]:  # fmt: skip
+    """shrink/vllm/triton: vLLM's shrink with ``config`` in vLLM's own keys (block_m, block_n, block_k, split_k,
+    group_size_m, num_warps, num_stages), one slice per projection. The metadata is built from the segments
+    here (one read back). Zeroes ``v`` first when overwriting with split-K, as ``lora_shrink`` does."""
+    T, P = x.shape[0], len(h_outs)
+    meta = lora_meta(seg_indptr[1:] - seg_indptr[:-1], weight_indices, T)
+    split = int(config["split_k"])
+    if split > 1 and v.dtype != torch.float32:
+        raise ValueError("split-K shrink reduces with fp32 atomics: the intermediate v must be fp32")
+    shrink = vllm_shrink(x, a, v.view(T, P, v.shape[1] // P).transpose(0, 1), meta, P, scale, config, accumulate)
+    zero_first = split > 1 and not accumulate
+
+    def run() -> None:
+        if zero_first:
+            v.zero_()
+        shrink()
+
+    return run
+
+
+def bind_expand_sketch(
+    v: torch.Tensor, b: torch.Tensor, y: torch.Tensor, seg_indptr: torch.Tensor, weight_indices: torch.Tensor,
+    proj_offsets: torch.Tensor, *, h_outs: tuple[int, ...], max_seg_len: int, scale: float, accumulate: bool,
+    config: Mapping[str, int],
+) -> Callable[[], None]:  # fmt: skip
+    """expand/vllm/triton: vLLM's expand with ``config`` in vLLM's own keys (block_m, block_n, block_k,
+    num_warps, num_stages); ``add_inputs`` is ``accumulate``."""
+    T, rank, P = y.shape[0], b.shape[2], len(h_outs)
+    meta = lora_meta(seg_indptr[1:] - seg_indptr[:-1], weight_indices, T)
+    vs = v.view(T, P, rank).transpose(0, 1)
+    return vllm_expand(vs, b, y, meta, proj_offsets, h_outs, scale, accumulate, config)
 
 
 def bind_expand(

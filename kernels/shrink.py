@@ -3,6 +3,9 @@
 ``N`` is the rank times the number of projections sharing ``x`` (their A matrices are stacked along N).
 Three structures:
 
+The launchers take ``h_outs`` (the projections' widths) like every shrink launcher, and need it not: the
+projections' A matrices are stacked into one.
+
 - ``bind_tile_dot``: one program per (segment, row tile, rank tile), ``tl.dot`` over the whole of K.
 - ``bind_splitk_dot``: as tile, with K split over SPLIT_K programs that reduce with fp32 atomics; the
   output is zeroed by a separate launch first when the op overwrites.
@@ -137,6 +140,7 @@ def _bind_dot(
 def bind_tile_dot(
     x: torch.Tensor, a: torch.Tensor, v: torch.Tensor, seg_indptr: torch.Tensor, weight_indices: torch.Tensor, *,
     max_seg_len: int, scale: float, accumulate: bool, config: Mapping[str, int],
+    h_outs: tuple[int, ...] | None = None,
 ) -> Callable[[], None]:  # fmt: skip
     """shrink/tile/dot: grid (segments, row tiles of the longest segment, rank tiles)."""
     return _bind_dot(x, a, v, seg_indptr, weight_indices, max_seg_len, scale, accumulate, config, 1)
@@ -145,6 +149,7 @@ def bind_tile_dot(
 def bind_splitk_dot(
     x: torch.Tensor, a: torch.Tensor, v: torch.Tensor, seg_indptr: torch.Tensor, weight_indices: torch.Tensor, *,
     max_seg_len: int, scale: float, accumulate: bool, config: Mapping[str, int],
+    h_outs: tuple[int, ...] | None = None,
 ) -> Callable[[], None]:  # fmt: skip
     """shrink/splitk/dot: grid (segments, row tiles, rank tiles x SPLIT_K); fp32 atomic reduction (zeroing
     ``v`` first when overwriting)."""
@@ -216,6 +221,7 @@ def _shrink_gemv_kernel(
 def bind_gemv(
     x: torch.Tensor, a: torch.Tensor, v: torch.Tensor, seg_indptr: torch.Tensor, weight_indices: torch.Tensor, *,
     max_seg_len: int, scale: float, accumulate: bool, config: Mapping[str, int],
+    h_outs: tuple[int, ...] | None = None,
 ) -> Callable[[], None]:  # fmt: skip
     """shrink/gemv/fma: grid (segments, rank tiles x SPLIT_K); broadcast-multiply and sum over K, no MMA."""
     bt, bn, bk = int(config["BLOCK_T"]), int(config["BLOCK_N"]), int(config["BLOCK_K"])

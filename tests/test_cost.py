@@ -83,7 +83,8 @@ def test_features_fixed_width_and_sane(sk):
         assert x[COL["bytes"]] >= roof.bytes * (1 - 1e-9) and x[COL["reread"]] >= 1 - 1e-9
         assert x[COL["steps"]] >= 1 and 0 < x[COL["row_util"]] <= 1 and x[COL["pad_rows"]] >= 0
         assert x[COL["floor_us"]] == pytest.approx(roof.floor_s * 1e6)
-        assert (x[COL["smem"]] > 0) == (sk.name == "dot" or c.params.get("USE_DOT") == 1)
+        uses_dot = sk.name == "dot" or sk.family == "vllm" or c.params.get("USE_DOT") == 1
+        assert (x[COL["smem"]] > 0) == uses_dot
 
 
 def test_features_by_hand():

@@ -229,3 +229,46 @@ print("plans ok")
 """
     proc = _run_without_dop_tui(target, code)
     assert proc.returncode == 0 and "plans ok" in proc.stdout, proc.stdout + proc.stderr
+
+
+def _vllm_session() -> Session:
+    """Timed vllm-family configs on four scenarios of one device (two share vLLM's key: the faster stays)."""
+    from dop_tui.measure.record import Measurement
+    from dop_tui.scenario import make_scenario
+
+    s = Session(device="NVIDIA H200", env={"torch": "2.11"})
+    cfg_s = {"block_m": 16, "block_n": 16, "block_k": 128, "split_k": 8, "group_size_m": 8, "num_warps": 4,
+             "num_stages": 2}  # fmt: skip
+    cfg_e = {"block_m": 16, "block_n": 64, "block_k": 16, "num_warps": 4, "num_stages": 2}
+    cases = (("shrink", cfg_s, [1] * 8, 5.0), ("shrink", {**cfg_s, "split_k": 16}, [8], 4.0),
+             ("expand", cfg_e, [1] * 8, 3.0), ("expand", {**cfg_e, "block_n": 128}, [1] * 8, 2.5))  # fmt: skip
+    for op, cfg, lens, us in cases:
+        scn = make_scenario(op, 4096, (4096,), 16, "bf16", lens, workload="x" + str(us))
+        s.add(scn, [Measurement(scn.key, f"{op}/vllm/triton", cfg, "ok", us=us),
+                    Measurement(scn.key, f"{op}/tile/dot", {"BLOCK_M": 16}, "ok", us=us * 2)])  # fmt: skip
+    return s
+
+
+def test_vllm_configs_round_trip_through_vllms_lookup(tmp_path):
+    from dop_tui.kernels import vllm_configs
+
+    save(_vllm_session(), tmp_path / "v.json.gz")
+    res = runner.invoke(app, ["export", str(tmp_path / "v.json.gz"), "-o", str(tmp_path / "cfg"), "--format", "vllm"])
+    assert res.exit_code == 0, res.output
+    shrink = json.loads((tmp_path / "cfg" / "NVIDIA_H200_SHRINK.json").read_text())
+    expand = json.loads((tmp_path / "cfg" / "NVIDIA_H200_EXPAND_TRUE.json").read_text())
+    # keys: max_loras = adapters + 1, one slice, m = tokens, k/n = h_in/rank (shrink), rank/h_out (expand)
+    assert vllm_configs.lookup(shrink, 9, 1, 8, 4096, 16)["split_k"] == 8
+    assert vllm_configs.lookup(shrink, 2, 1, 8, 4096, 16)["split_k"] == 16
+    assert vllm_configs.lookup(expand, 9, 1, 8, 16, 4096)["block_n"] == 128  # the faster of the two at that key
+    assert vllm_configs.lookup(shrink, 5, 1, 7, 4000, 16) is not None  # nearest keys resolve
+    both = runner.invoke(app, ["export", str(tmp_path / "v.json.gz"), "-o", str(tmp_path / "both"), "--format",
+                               "both", "--name", "pkg"])  # fmt: skip
+    assert both.exit_code == 0, both.output
+    assert (tmp_path / "both" / "vllm_configs" / "NVIDIA_H200_SHRINK.json").is_file()
+    table = json.loads((tmp_path / "both" / "pkg" / "dispatch.json").read_text())
+    assert {e["sketch"] for e in table["entries"]["shrink"]} == {"shrink/tile/dot"}  # the package ships ours only
+    res = runner.invoke(app, ["export", str(SESSION), "-o", str(tmp_path / "none"), "--format", "vllm"])
+    assert res.exit_code == 2 and "vLLM-family" in res.output and not (tmp_path / "none").exists()
+    bad = runner.invoke(app, ["export", str(SESSION), "-o", str(tmp_path / "bad"), "--format", "onnx"])
+    assert bad.exit_code == 2 and "--format" in bad.output

@@ -1,5 +1,7 @@
 """Tuning jobs: TOML in, validated scenarios out; every bad key is named."""
 
+from pathlib import Path
+
 import pytest
 
 from dop_tui.job import Job, JobError, job_from_mapping, load_job
@@ -53,6 +55,8 @@ def test_per_op_projections_and_explicit_shapes():
         ({"ops": ["shrink"], "colour": "red"}, "colour"),
         ({"ops": ["shrink"], "shapes": [[4096]]}, "shapes"),
         ({"ops": ["shrink"], "batch_sizes": [8, 99999]}, "batch_sizes"),
+        ({"ops": ["shrink"], "sketches": ["shrink/nope/x"]}, "sketches"),
+        ({"ops": ["shrink"], "sketches": ["expand/vllm/triton"]}, "sketches"),
     ],
 )
 def test_a_bad_job_names_its_key(table, names):
@@ -91,3 +95,15 @@ def test_job_files(tmp_path):
 
 def test_job_defaults_are_valid():
     assert Job(ops=("shrink",)).scenarios()
+
+
+def test_a_job_sketch_list_restricts_its_ops_only():
+    from dop_tui.search.loop import SearchControls
+
+    job = load_job(Path(__file__).resolve().parent.parent / "sessions" / "h200-vllm-configs.toml")
+    assert job.sketches == ("shrink/vllm/triton", "expand/vllm/triton") and job_from_mapping(job.to_mapping()) == job
+    controls = SearchControls(only=frozenset(job.sketches))
+    assert controls.sketches("shrink") == ("shrink/vllm/triton",) and controls.sketches("expand") == (
+        "expand/vllm/triton",
+    )
+    assert len(controls.sketches("fused")) == 2  # an op the list does not name keeps every sketch

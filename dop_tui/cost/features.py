@@ -241,7 +241,19 @@ def _fused_gemv(g: _Shape, p: Mapping[str, np.ndarray]) -> Analytic:
     }
 
 
+def _vllm_keys(model: Callable[[_Shape, Mapping[str, np.ndarray]], Analytic]) -> Callable:
+    """A grid model read with vLLM's config keys (its kernels tile like our tl.dot sketches; their grids also
+    carry programs that return at once, which ``active`` leaves out)."""
+
+    def read(g: _Shape, p: Mapping[str, np.ndarray]) -> Analytic:
+        return model(g, {k.upper() if k.startswith(("block", "split")) else k: v for k, v in p.items()})
+
+    return read
+
+
 GRID_MODEL: dict[str, Callable[[_Shape, Mapping[str, np.ndarray]], Analytic]] = {
+    "shrink/vllm/triton": _vllm_keys(_shrink_dot),
+    "expand/vllm/triton": _vllm_keys(_expand_tile),
     "shrink/tile/dot": _shrink_dot,
     "shrink/splitk/dot": _shrink_dot,
     "shrink/gemv/fma": _shrink_gemv,

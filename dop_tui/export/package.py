@@ -19,6 +19,7 @@ from typing import Any
 
 import dop_tui.kernels
 from dop_tui.export.table import ExportError, build_table, kernel_modules
+from dop_tui.export.vllm import vllm_config_files, write_vllm_configs
 from dop_tui.session.store import Session
 
 TEMPLATE = Path(__file__).resolve().parent / "template"
@@ -122,23 +123,37 @@ def _readme(name: str, table: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def export_package(sessions: list[tuple[str, Session]], out: Path, name: str, force: bool = False) -> dict[str, Any]:
-    """Write the package; returns its dispatch table. ``ExportError`` names what is wrong."""
+FORMATS = ("package", "vllm", "both")
+VLLM_FOLDER = "vllm_configs"
+
+
+def export_package(
+    sessions: list[tuple[str, Session]], out: Path, name: str, force: bool = False, fmt: str = "package"
+) -> dict[str, Any]:
+    """Write the package (``fmt`` "package"), vLLM's tuned-config files (``"vllm"``: into ``out`` itself) or
+    both (the files in ``out/vllm_configs``); returns the dispatch table (empty for "vllm") and, under
+    ``"vllm_files"``, the vLLM file names. ``ExportError`` names what is wrong."""
+    if fmt not in FORMATS:
+        raise ExportError(f"--format: unknown {fmt!r}; expected one of {', '.join(FORMATS)}")
     name = check_name(name)
     earlier = _check_target(out, name, force)
-    table = build_table(sessions, name)
+    table = build_table(sessions, name) if fmt != "vllm" else {}
+    vllm_files = vllm_config_files(sessions) if fmt != "package" else {}
     kernels_dir = Path(dop_tui.kernels.__file__).resolve().parent
     with tempfile.TemporaryDirectory(prefix=".dop-export-", dir=out.parent if out.parent.is_dir() else None) as tmp:
         root = Path(tmp)
-        pkg = root / name
-        (pkg / "kernels").mkdir(parents=True)
-        for f in ("__init__.py", "api.py", "dispatch.py", "selftest.py"):
-            shutil.copyfile(TEMPLATE / f, pkg / f)
-        for mod in ("__init__", "_common", *kernel_modules(table)):
-            shutil.copyfile(kernels_dir / f"{mod}.py", pkg / "kernels" / f"{mod}.py")
-        (pkg / "dispatch.json").write_text(json.dumps(table, indent=1) + "\n")
-        (root / "pyproject.toml").write_text(_pyproject(name, table))
-        (root / "README.md").write_text(_readme(name, table))
+        if table:
+            pkg = root / name
+            (pkg / "kernels").mkdir(parents=True)
+            for f in ("__init__.py", "api.py", "dispatch.py", "selftest.py"):
+                shutil.copyfile(TEMPLATE / f, pkg / f)
+            for mod in ("__init__", "_common", *kernel_modules(table)):
+                shutil.copyfile(kernels_dir / f"{mod}.py", pkg / "kernels" / f"{mod}.py")
+            (pkg / "dispatch.json").write_text(json.dumps(table, indent=1) + "\n")
+            (root / "pyproject.toml").write_text(_pyproject(name, table))
+            (root / "README.md").write_text(_readme(name, table))
+        if vllm_files:
+            write_vllm_configs(vllm_files, root / VLLM_FOLDER if table else root)
         files = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
         (root / MARKER).write_text(json.dumps({"name": name, "files": [*files, MARKER]}, indent=1) + "\n")
         out.mkdir(exist_ok=True)
@@ -150,4 +165,4 @@ def export_package(sessions: list[tuple[str, Session]], out: Path, name: str, fo
             dest = out / rel
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(root / rel, dest)
-    return table
+    return {**table, "vllm_files": sorted(vllm_files)}

@@ -10,6 +10,7 @@ correct for every shape, used outside the tuned family.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from dop_tui.measure.record import Measurement
@@ -64,10 +65,21 @@ def merge(sessions: list[tuple[str, Session]]) -> Session:
     return merged
 
 
+def only(session: Session, keep: Callable[[str], bool]) -> Session:
+    """The session's scenarios with the measurements of the baselines and of the sketches ``keep`` accepts."""
+    kept = [m for m in session.measurements if "/baseline/" in m.kernel or keep(m.kernel)]
+    return Session(device=session.device, env=session.env, scenarios=session.scenarios, measurements=kept)
+
+
+def packaged(kernel: str) -> bool:
+    """The sketches a package ships: ours (the vllm family's results are exported as vLLM's config files)."""
+    return kernel in SKETCH_BY_ID and SKETCH_BY_ID[kernel].family != "vllm"
+
+
 def build_table(sessions: list[tuple[str, Session]], name: str) -> dict[str, Any]:
     """The dispatch table of ``sessions`` (``(file name, session)`` pairs) for the package ``name``."""
-    merged = merge(sessions)
-    best = {b.scenario: b for b in best_per_scenario(merged) if b.measurement.kernel in SKETCH_BY_ID}
+    merged = only(merge(sessions), packaged)
+    best = {b.scenario: b for b in best_per_scenario(merged)}
     if not best:
         raise ExportError("no sketch was timed in these sessions: nothing tuned to export")
     entries: dict[str, list] = {"shrink": [], "expand": [], "lora": []}

@@ -6,8 +6,8 @@ The launchers in ``kernels/`` take tensors and integers, one signature per op (a
 - expand ``(v, b, y, seg_indptr, weight_indices, proj_offsets, *, h_outs, ...)``;
 - fused ``(x, a, b, y, seg_indptr, weight_indices, proj_offsets, *, h_outs, inter_dtype, ...)``;
 
-plus ``scale`` and ``accumulate``; a sketch also takes ``max_seg_len`` and its ``config``, a baseline the host
-copy of the segment lengths ``seg_lens`` (and ``h_outs`` for shrink: its slices), from which it builds its
+plus ``h_outs`` for shrink too (the slices), ``scale`` and ``accumulate``; a sketch also takes ``max_seg_len``
+and its ``config``, a baseline the host copy of the segment lengths ``seg_lens``, from which it builds its
 system's own metadata. Each returns a closure that launches the kernel(s). Modules import lazily: triton
 loads on first use.
 """
@@ -40,6 +40,7 @@ def launch_args(kernel_id: str, ops: Operands, config: Mapping[str, int] | None 
     kw: dict[str, Any] = {"scale": s.scale, "accumulate": s.accumulate}
     if s.op == "shrink":
         tensors: tuple = (ops.x, ops.a, ops.v, *seg)
+        kw["h_outs"] = s.h_outs
     elif s.op == "expand":
         tensors = (ops.v, ops.b, ops.y, *seg, ops.proj_offsets)
         kw["h_outs"] = s.h_outs
@@ -47,7 +48,7 @@ def launch_args(kernel_id: str, ops: Operands, config: Mapping[str, int] | None 
         tensors = (ops.x, ops.a, ops.b, ops.y, *seg, ops.proj_offsets)
         kw.update(h_outs=s.h_outs, inter_dtype=ops.v.dtype)
     if kernel_id in BASELINE_BY_ID:
-        kw.update(seg_lens=s.seg_lens, h_outs=s.h_outs)
+        kw["seg_lens"] = s.seg_lens
     else:
         kw.update(max_seg_len=s.max_seg_len, config=dict(config or {}))
     return tensors, kw

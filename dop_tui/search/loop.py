@@ -96,6 +96,8 @@ class SearchControls:
     stop: threading.Event = field(default_factory=threading.Event)
     excluded: set[str] = field(default_factory=set)
     pinned: set[str] = field(default_factory=set)
+    only: frozenset[str] = frozenset()  # the job's own sketch list (``sketches`` in its file): an op it names
+    # searches only those
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
 
     def toggle_excluded(self, sketch_id: str) -> bool:
@@ -119,9 +121,12 @@ class SearchControls:
         """The sketches each op may use, as the sets are now (one consistent read)."""
         with self._lock:
             pinned, excluded = frozenset(self.pinned), frozenset(self.excluded)
+        only = self.only
 
         def allowed(op: str) -> tuple[str, ...]:
             ids = [s.id for s in sketches_for(op) if s.id not in excluded]
+            if only & {s.id for s in sketches_for(op)}:
+                ids = [i for i in ids if i in only]
             pins = [i for i in ids if i in pinned]  # pins restrict their own op only
             return tuple(pins or ids)
 

@@ -381,6 +381,57 @@ SKETCHES: tuple[Sketch, ...] = (
     ),
 )
 
+
+# vLLM's own kernels with vLLM's own config keys: what a tuning job finds for them is exported as vLLM's
+# tuned-config files (dop export --format vllm).
+VLLM_SKETCHES = (
+    Sketch(
+        "shrink",
+        "vllm",
+        "triton",
+        "vLLM's lora_shrink (token-sorted gather, split-K with fp32 atomics) with a config in vLLM's keys",
+        "baselines_vllm:bind_shrink_sketch",
+        (
+            ("block_m", (16, 32, 64)),
+            ("block_n", (16, 32)),
+            ("block_k", (32, 64, 128, 256)),
+            ("split_k", (1, 2, 4, 8, 16, 32, 64, 128)),
+            ("group_size_m", (1, 8)),
+            ("num_warps", (4, 8)),
+            ("num_stages", (2, 3, 4)),
+        ),
+        (
+            cap("block_n", lambda s: s.rank, DOT_MIN),
+            cap("block_k", _k_dim, 32),
+            atomics_need_fp32("split_k"),
+            split_has_work("split_k", "block_k"),
+            dot_smem("block_m", "block_n", "block_k"),
+            accumulator_registers("block_m", "block_n"),
+        ),
+    ),
+    Sketch(
+        "expand",
+        "vllm",
+        "triton",
+        "vLLM's lora_expand (token-sorted gather, one program per row x column tile and adapter) with a config "
+        "in vLLM's keys",
+        "baselines_vllm:bind_expand_sketch",
+        (
+            ("block_m", (16, 32, 64)),
+            ("block_n", (32, 64, 128, 256)),
+            ("block_k", (16, 32)),
+            ("num_warps", (4, 8)),
+            ("num_stages", (1, 2, 3, 4)),
+        ),
+        (
+            cap("block_n", _n_dim, 32),
+            cap("block_k", _k_dim, DOT_MIN),
+            dot_smem("block_m", "block_n", "block_k"),
+            accumulator_registers("block_m", "block_n"),
+        ),
+    ),
+)
+SKETCHES = SKETCHES + VLLM_SKETCHES
 SKETCH_BY_ID = {s.id: s for s in SKETCHES}
 
 
