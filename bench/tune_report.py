@@ -61,6 +61,9 @@ def main() -> None:
 
     cases = sorted(session_delta(s), key=lambda c: (c.scenario.h_in, c.scenario.num_tokens, c.scenario.workload))
     summary = delta_summary(cases)
+    if not cases:
+        finish(lines, args.out)
+        return
     lines += ["", "## The LoRA delta (shrink then expand, or fused)", ""]
     lines.append(f"{len(cases)} projection x layout x workload cases. Ours = min(best fused, best shrink + best "
                  f"expand); fused won {sum(c.how == 'fused' for c in cases)}. Each baseline's delta is its own, timed "
@@ -79,10 +82,14 @@ def main() -> None:
         vs = f"{c.vs_best:.2f}x ({c.best_baseline})" if c.vs_best else "-"
         lines.append(f"| {scn.h_in}->{'+'.join(map(str, scn.h_outs))} | {scn.num_tokens} | {scn.workload} | "
                      f"{c.ours_us:.2f} | {c.how} | {vs} | {cells} |")  # fmt: skip
+    finish(lines, args.out)
+
+
+def finish(lines: list[str], out: str) -> None:
     text = "\n".join(lines) + "\n"
     print(text)
-    if args.out:
-        Path(args.out).write_text(text)
+    if out:
+        Path(out).write_text(text)
 
 
 if __name__ == "__main__":
