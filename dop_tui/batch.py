@@ -18,20 +18,29 @@ from dop_tui.job import Job, JobError
 from dop_tui.jobrun import job_events
 from dop_tui.scenario import scenario_label
 from dop_tui.search.events import Finished, JobStarted, Measured, ModelRetrained, NewBest, RoundDone
+from dop_tui.session.guard import OutputError, fresh_path
 from dop_tui.session.store import Session, SessionError
 from dop_tui.session.summary import best_per_scenario, delta_summary, session_delta
 
 
 def default_output(job: Job) -> Path:
-    """Where a job's session goes when ``-o`` is not given: ``<job file stem>.session.json.gz`` here."""
+    """Where a job's session goes when ``-o`` is not given: ``<job file stem>.session.json.gz`` here, or the
+    first free ``<stem>-N.session.json.gz`` (a default name never replaces a file)."""
     stem = Path(job.source).stem if job.source else "dop"
-    return Path(f"{stem}.session.json.gz")
+    return fresh_path(Path(f"{stem}.session.json.gz"))
 
 
 def run_batch(
-    job: Job | None, *, output: Path | None, resume: Path | None, console: Console, time_limit_s: float | None = None
+    job: Job | None,
+    *,
+    output: Path | None,
+    resume: Path | None,
+    console: Console,
+    time_limit_s: float | None = None,
+    force: bool = False,
 ) -> int:
-    """Run the job headless; returns the exit code. ``time_limit_s`` stops it after the round in flight then."""
+    """Run the job headless; returns the exit code. ``time_limit_s`` stops it after the round in flight then;
+    ``force`` lets ``output`` replace an existing file."""
     from dop_tui.search.loop import SearchControls
 
     controls = SearchControls()
@@ -50,7 +59,7 @@ def run_batch(
     try:
         with progress:
             task = progress.add_task("starting", total=None, note="")
-            for ev in job_events(job, output=output, resume=resume, controls=controls):
+            for ev in job_events(job, output=output, resume=resume, controls=controls, force=force):
                 if isinstance(ev, JobStarted):
                     seen.scenarios = {scn.key: scn for scn in ev.specs}
                     output = output or resume
@@ -73,7 +82,7 @@ def run_batch(
                 elif isinstance(ev, Finished):
                     progress.update(task, completed=ev.budget_used)
                     finished = ev
-    except (JobError, SessionError) as exc:
+    except (JobError, SessionError, OutputError) as exc:
         console.print(f"[red]error:[/] {exc}")
         return 2
     except RuntimeError as exc:

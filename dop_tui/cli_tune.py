@@ -35,7 +35,13 @@ def tune(
     backend: Annotated[str | None, typer.Option("--backend", help=f"Override: {', '.join(BACKENDS)}.")] = None,
     budget: Annotated[int | None, typer.Option("--budget", min=1, help="Override: measurements to spend.")] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Override: the search's seed.")] = None,
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="Session file to write.")] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("-o", "--output", help="Session file to write (a new file; an existing one needs --force)."),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Let -o replace an existing file (never needed to --resume in place).")
+    ] = False,
     resume: Annotated[
         Path | None, typer.Option("--resume", help="Continue the job of this session (written after every round).")
     ] = None,
@@ -63,7 +69,8 @@ def tune(
             raise typer.Exit(2)
         from dop_tui.batch import run_batch
 
-        raise typer.Exit(run_batch(job, output=output, resume=resume, console=console, time_limit_s=time_limit))
+        raise typer.Exit(run_batch(job, output=output, resume=resume, console=console, time_limit_s=time_limit,
+                                   force=force))  # fmt: skip
     from dop_tui.ui.app import run_app
 
     run_app(job, resume, output=output)

@@ -6,6 +6,7 @@ and the workbench (``dop_tui.ui``). It never imports textual.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 from dop_tui.job import Job, JobError, job_from_mapping, load_job
 from dop_tui.measure.backends import open_runner
 from dop_tui.search.events import Event
+from dop_tui.session.guard import SessionLock, check_output
 from dop_tui.session.recorder import Recorder
 from dop_tui.session.store import Session, SessionError, load
 
@@ -57,20 +59,39 @@ def _model(job: Job) -> Any:
     return CostModel.from_session(session, seed=job.seed, screening=screening)
 
 
+SCENARIO_KEYS = ("ops", "model", "projections", "shapes", "ranks", "dtypes", "batch_sizes", "workloads")
+
+
 def job_events(
-    job: Job | None, *, output: Path | None, resume: Path | None = None, controls: Any = None
+    job: Job | None, *, output: Path | None, resume: Path | None = None, controls: Any = None, force: bool = False
 ) -> Iterator[Event]:
     """Run ``job`` (or the job of the session ``resume``) and yield its events; the session is written to
-    ``output`` (default: the resumed file) after every round. ``JobError``/``SessionError`` for bad input."""
-    from dop_tui.search.loop import SearchControls, tune
-
+    ``output`` (default: the resumed file) after every round. ``JobError``/``SessionError`` for bad input;
+    ``OutputError`` (``session.guard``) before anything runs when ``output`` must not be written (it exists and
+    is not the resumed session, unless ``force``; another job records to it; no such folder)."""
     prior = Session()
     if resume is not None:
         resumed, prior = resume_job(resume)
+        if job is not None:
+            mine, theirs = job.to_mapping(), resumed.to_mapping()
+            differ = [k for k in SCENARIO_KEYS if mine.get(k) != theirs.get(k)]
+            if differ:
+                raise JobError(f"--resume {resume} is another job's session (its {', '.join(differ)} differ from "
+                               f"{job.source or 'this job'}'s): resume it alone, or give -o a new file")  # fmt: skip
         job = job or resumed
         output = output or resume
     if job is None:
         raise JobError("no job: give a job file or a session to resume")
+    if output is not None:
+        check_output(output, resume, force)
+    lock = SessionLock(output) if output is not None else contextlib.nullcontext()
+    with lock:
+        yield from _run(job, output, prior, controls)
+
+
+def _run(job: Job, output: Path | None, prior: Session, controls: Any) -> Iterator[Event]:
+    from dop_tui.search.loop import SearchControls, tune
+
     scenarios = job.scenarios()
     if job.sketches:
         controls = controls or SearchControls()

@@ -367,3 +367,43 @@ def test_the_new_job_form_reads_replay_files_comma_separated() -> None:
 
     assert _paths(" a.json.gz, my runs/b.json.gz ,") == ["a.json.gz", "my runs/b.json.gz"]
     assert _paths("  ") == []
+
+
+async def test_export_and_kernel_source_from_the_workbench(tmp_path: Path) -> None:
+    from dop_tui.ui.screens.export_package import ExportScreen
+    from dop_tui.ui.screens.kernel_source import KernelScreen
+
+    app = _app(tmp_path, budget=16)
+    async with app.run_test(size=SIZE) as pilot:
+        await finish(pilot)
+        mine = tmp_path / "mine"
+        mine.mkdir()
+        (mine / "notes.txt").write_text("keep")
+        await pilot.press("e")
+        await pilot.pause()
+        dialog = app.screen
+        assert isinstance(dialog, ExportScreen)
+        dialog.query_one("#export-path").value = str(mine)
+        dialog.query_one("#export-name").value = "wb_kernels"
+        await pilot.click("#export-ok")
+        await pilot.pause()
+        assert app.screen is dialog and "not an export" in _plain(dialog.query_one("#export-error"))
+        assert [p.name for p in mine.iterdir()] == ["notes.txt"]  # nothing of the user's touched
+        path = dialog.query_one("#export-path")
+        path.value = str(tmp_path / "pkg")
+        path.focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert not isinstance(app.screen, ExportScreen), _plain(dialog.query_one("#export-error"))
+        assert (tmp_path / "pkg" / "wb_kernels" / "dispatch.json").is_file()
+        assert any("exported package wb_kernels" in e.text for e in app.state.log)
+
+        board = app.query_one(Leaderboard)
+        row = board.highlighted()
+        assert row is not None
+        await pilot.press("k")
+        await pilot.pause()
+        assert isinstance(app.screen, KernelScreen)
+        assert "@triton.jit" in app.screen.source and row.kernel in app.screen.title_text
+        await pilot.press("escape")
+        assert not isinstance(app.screen, KernelScreen)

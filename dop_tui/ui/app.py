@@ -32,10 +32,13 @@ from dop_tui.job import Job, JobError, job_from_mapping
 from dop_tui.measure.calibrate import device_spec, launch_floor_us
 from dop_tui.scenario import scenario_label
 from dop_tui.search.events import JobStarted
+from dop_tui.session.guard import OutputError, fresh_path
 from dop_tui.session.store import SessionError, load, save
 from dop_tui.ui.messages import EventsReady, GpuChecked, RunEnded, RunFailed, ScopeChanged, StartJob
+from dop_tui.ui.screens.export_package import ExportScreen
 from dop_tui.ui.screens.gpu_offer import GpuOfferScreen
 from dop_tui.ui.screens.help import HelpScreen
+from dop_tui.ui.screens.kernel_source import KernelScreen
 from dop_tui.ui.screens.new_job import NewJobScreen
 from dop_tui.ui.screens.open_session import OpenScreen
 from dop_tui.ui.screens.save_session import SaveScreen
@@ -63,7 +66,7 @@ def autosave_dir() -> Path:
 
 def autosave_path(job: Job) -> Path:
     slug = re.sub(r"[^a-z0-9]+", "-", job.name.lower()).strip("-") or "job"
-    return autosave_dir() / f"{slug[:40]}-{time.strftime('%Y%m%d-%H%M%S')}.json.gz"
+    return fresh_path(autosave_dir() / f"{slug[:40]}-{time.strftime('%Y%m%d-%H%M%S')}.json.gz")
 
 
 @dataclass
@@ -107,6 +110,8 @@ class DopApp(App[None]):
         Binding("n", "new_job", "New job"),
         Binding("o", "open", "Open"),
         Binding("ctrl+s", "save", "Save"),
+        Binding("e", "export", "Export"),
+        Binding("k", "kernel", "Kernel", show=False),
         Binding("plus", "pin", "Pin"),
         Binding("minus", "exclude", "Exclude"),
         Binding("left_square_bracket", "scenario(-1)", "Previous scenario", show=False),
@@ -261,7 +266,7 @@ class DopApp(App[None]):
                     controls.stop.set()
                     events.close()
                     break
-        except (JobError, SessionError, RuntimeError, OSError) as exc:
+        except (JobError, SessionError, OutputError, RuntimeError, OSError) as exc:
             self.post_message(RunFailed(run.id, str(exc)))
         except Exception as exc:
             self.post_message(RunFailed(run.id, f"{type(exc).__name__}: {exc}", traceback.format_exc()))
@@ -460,7 +465,7 @@ class DopApp(App[None]):
             return True if active and not run.stop.is_set() else None
         if action == "start":
             return True if not active and (self.job is not None) else None
-        if action == "save":
+        if action in ("save", "export"):
             return True if run is not None and run.output is not None else None
         return True
 
@@ -595,6 +600,35 @@ class DopApp(App[None]):
         save(load(source), target)
         return f"saved to {target}"
 
+    def action_export(self) -> None:
+        run = self.current
+        if run is None or run.output is None:
+            return
+        default = Path.cwd() / "lora-kernels"
+        self.push_screen(ExportScreen(default, lambda d, name, fmt: self.export_session(run.output, d, name, fmt)),
+                         self._saved)  # fmt: skip
+
+    def export_session(self, source: Path, directory: Path, name: str, fmt: str) -> str:
+        """``dop export`` of the recorded session; raises ``ExportError``, ``SessionError`` or ``OSError``."""
+        from dop_tui.export.package import export_package
+
+        if not source.exists():
+            raise SessionError("nothing recorded yet: the session is written after the first round")
+        table = export_package([(source.name, load(source))], directory, name, fmt=fmt)
+        what = f"package {name}" if "entries" in table else "vLLM's tuned-config files"
+        return f"exported {what} to {directory}" + (" (with vLLM's files)" if fmt == "both" else "")
+
+    def action_kernel(self) -> None:
+        """The highlighted leaderboard row's kernel: config, time and the source the package would ship."""
+        board = self.query_one(Leaderboard)
+        row = board.highlighted()
+        if row is None:
+            self.notify("no kernel under the leaderboard's cursor", severity="warning")
+            return
+        title, path, source = kernel_source(row.kernel, row.config)
+        self.push_screen(KernelScreen(f"{title}  {row.us:.2f} us  {scenario_label(row.scenario, short=True)}",
+                                      path, source))  # fmt: skip
+
     def _saved(self, message: str | None) -> None:
         if message:
             self.state.note("job", message)
@@ -608,6 +642,34 @@ class DopApp(App[None]):
             run.running.set()
             self.workers.cancel_group(self, "search")
         self.exit()
+
+
+def kernel_source(kernel: str, config: dict[str, int]) -> tuple[str, str, str]:
+    """(title, file, source) of a sketch or baseline: its launcher and the Triton kernels of its file."""
+    import ast
+    import importlib.util
+
+    from dop_tui.space.sketches import BASELINE_BY_ID, SKETCH_BY_ID
+
+    spec = SKETCH_BY_ID.get(kernel) or BASELINE_BY_ID.get(kernel)
+    if spec is None:
+        return kernel, "-", "(unknown kernel)"
+    module, launcher = spec.entry.split(":")
+    found = importlib.util.find_spec(f"dop_tui.kernels.{module}")
+    path = Path(found.origin) if found and found.origin else None
+    if path is None or not path.is_file():
+        return kernel, "-", "(source not found)"
+    text = path.read_text()
+    lines = text.splitlines()
+    wanted = []  # the launcher and every @triton.jit function of the file, in file order
+    for node in ast.parse(text).body:
+        if isinstance(node, ast.FunctionDef) and (
+            node.name == launcher or any("jit" in ast.unparse(d) for d in node.decorator_list)
+        ):
+            start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+            wanted.append("\n".join(lines[start - 1 : node.end_lineno]))
+    cfg = " ".join(f"{k}={v}" for k, v in sorted(config.items())) or "(fixed choices)"
+    return f"{kernel}  {cfg}", f"{path}  ({launcher})", "\n\n\n".join(wanted)
 
 
 def make_app(
