@@ -137,6 +137,13 @@ async def test_filters_zoom_log_kinds_and_save(tmp_path: Path) -> None:
         dialog.query_one("#save-path").value = str(tmp_path)  # a folder
         await pilot.click("#save-ok")
         assert app.screen is dialog and _plain(dialog.query_one("#save-error"))
+        mine = tmp_path / "notes.txt"
+        mine.write_text("mine")
+        dialog.query_one("#save-path").value = str(mine)  # a file of the user's: never overwritten
+        await pilot.pause(0.25)
+        await pilot.click("#save-ok")
+        assert app.screen is dialog and "already exists" in _plain(dialog.query_one("#save-error"))
+        assert mine.read_text() == "mine"
         target = tmp_path / "kept.json.gz"
         dialog.query_one("#save-path").value = str(target)
         await pilot.pause(0.25)  # a button ignores a second click within 0.2 s

@@ -66,7 +66,9 @@ def autosave_dir() -> Path:
 
 def autosave_path(job: Job) -> Path:
     slug = re.sub(r"[^a-z0-9]+", "-", job.name.lower()).strip("-") or "job"
-    return fresh_path(autosave_dir() / f"{slug[:40]}-{time.strftime('%Y%m%d-%H%M%S')}.json.gz")
+    folder = autosave_dir()
+    folder.mkdir(parents=True, exist_ok=True)  # the workbench's own folder
+    return fresh_path(folder / f"{slug[:40]}-{time.strftime('%Y%m%d-%H%M%S')}.json.gz")
 
 
 @dataclass
@@ -229,7 +231,8 @@ class DopApp(App[None]):
             self.current.stop.set()
             self.current.running.set()
         self._runs += 1
-        output = self.output or resume or (autosave_path(job) if job is not None else None)
+        # -o names the first run's session; later runs record to fresh files, never over an earlier run's
+        output, self.output = self.output or resume or (autosave_path(job) if job is not None else None), None
         self.current = Run(self._runs, job, resume, output, intro=intro)
         self.current.running.set()
         if job is not None:
@@ -597,6 +600,8 @@ class DopApp(App[None]):
         """Write the recorded session to ``target`` (atomically); raises ``SessionError`` or ``OSError``."""
         if not source.exists():
             raise SessionError("nothing recorded yet: the session is written after the first round")
+        if target.exists() and target.resolve() != source.resolve():
+            raise SessionError(f"{target} already exists: choose another name (nothing is overwritten)")
         save(load(source), target)
         return f"saved to {target}"
 
