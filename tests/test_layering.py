@@ -21,3 +21,21 @@ def test_domain_and_cli_do_not_import_textual():
 def test_space_does_not_load_triton():
     mods = _modules_after("import dop_tui.space, dop_tui.scenario, dop_tui.cli")
     assert "triton" not in mods and "textual" not in mods
+
+
+def test_kernel_files_are_standalone():
+    """kernels/ imports only torch, triton, the standard library and its siblings (relative imports): an
+    export copies the files as they are."""
+    import ast
+    from pathlib import Path
+
+    allowed = {"torch", "triton", "__future__", "collections", "typing", "os", "math", "dataclasses"}
+    for path in (Path(__file__).resolve().parent.parent / "kernels").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                roots = {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                roots = set() if node.level else {(node.module or "").split(".")[0]}
+            else:
+                continue
+            assert roots <= allowed, f"{path.name} imports {roots - allowed}"
