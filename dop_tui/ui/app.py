@@ -666,13 +666,18 @@ def kernel_source(kernel: str, config: dict[str, int]) -> tuple[str, str, str]:
         return kernel, "-", "(source not found)"
     text = path.read_text()
     lines = text.splitlines()
-    wanted = []  # the launcher and every @triton.jit function of the file, in file order
-    for node in ast.parse(text).body:
-        if isinstance(node, ast.FunctionDef) and (
-            node.name == launcher or any("jit" in ast.unparse(d) for d in node.decorator_list)
-        ):
-            start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
-            wanted.append("\n".join(lines[start - 1 : node.end_lineno]))
+    defs = {n.name: n for n in ast.parse(text).body if isinstance(n, ast.FunctionDef)}
+    order, todo = [], [launcher]  # the launcher, then the functions it reaches (its Triton kernels among them)
+    while todo:
+        name = todo.pop(0)
+        if name in defs and name not in order:
+            order.append(name)
+            todo += [n.id for n in ast.walk(defs[name]) if isinstance(n, ast.Name) and n.id in defs]
+    wanted = []
+    for name in order:
+        node = defs[name]
+        start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+        wanted.append("\n".join(lines[start - 1 : node.end_lineno]))
     cfg = " ".join(f"{k}={v}" for k, v in sorted(config.items())) or "(fixed choices)"
     return f"{kernel}  {cfg}", f"{path}  ({launcher})", "\n\n\n".join(wanted)
 
