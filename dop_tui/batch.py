@@ -6,6 +6,7 @@ input (invalid job file, unreadable session); 130 interrupted (the session holds
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from pathlib import Path
@@ -19,7 +20,7 @@ from dop_tui.jobrun import job_events
 from dop_tui.scenario import scenario_label
 from dop_tui.search.events import Finished, JobStarted, Measured, ModelRetrained, NewBest, RoundDone
 from dop_tui.session.guard import OutputError, fresh_path
-from dop_tui.session.store import Session, SessionError
+from dop_tui.session.store import Session, SessionError, load
 from dop_tui.session.summary import best_per_scenario, delta_summary, session_delta
 
 
@@ -50,7 +51,10 @@ def run_batch(
         timer.start()
     if output is None and resume is None and job is not None:
         output = default_output(job)
-    seen = Session()
+    seen = Session()  # what the final table is built from: the resumed session's measurements and the new ones
+    if resume is not None:
+        with contextlib.suppress(SessionError):  # job_events names the problem
+            seen.measurements = list(load(resume).measurements)
     started = time.monotonic()
     last_metrics = ""
     finished: Finished | None = None

@@ -113,7 +113,8 @@ def _run(job: Job, output: Path | None, prior: Session, controls: Any) -> Iterat
         model = _model(job)  # after the runner: a GPU job without a GPU fails before any training
         events = tune(scenarios, runner, budget=job.budget, strategy=job.strategy, seed=job.seed, model=model,
                       prior=tuple(prior.measurements), controls=controls, job=job.to_mapping(), runner_label=label,
-                      device=device, start_round=start_round)  # fmt: skip
+                      device=device, start_round=start_round,
+                      elapsed_before=prior.rounds[-1].get("elapsed_s", 0.0) if prior.rounds else 0.0)  # fmt: skip
         for ev in events:
             recorder(ev)
             yield ev

@@ -70,9 +70,16 @@ def test_a_replay_job_answers_from_several_sessions(tmp_path):
 def test_resume_continues_without_measuring_twice(job_file, tmp_path):
     out = tmp_path / "s.json.gz"
     assert runner.invoke(app, ["tune", "--batch", str(job_file), "--budget", "12", "-o", str(out)]).exit_code == 0
+    first = load(out)
     res = runner.invoke(app, ["tune", "--batch", "--resume", str(out), "--budget", "24"])
     assert res.exit_code == 0, res.output
     s = load(out)
+    # the final table covers the whole session (every scenario, with its baselines), and the clock goes on
+    said = " ".join(res.output.split())
+    assert "t8s8" in said and "t8s3" in said and said.count("sglang") >= len(s.scenarios)  # speedups, each row
+    before = [r["elapsed_s"] for r in first.rounds]
+    assert [r["elapsed_s"] for r in s.rounds[: len(before)]] == before
+    assert s.rounds[len(before)]["elapsed_s"] >= before[-1]
     searched = [m for m in s.measurements if "/baseline/" not in m.kernel]
     assert len(searched) == 24 and len({m.key for m in searched}) == 24
     assert s.finished == "budget"

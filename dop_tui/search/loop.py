@@ -14,7 +14,8 @@
   spent), "stopped" (``controls.stop`` was set; checked between rounds, so the round in flight completes)
   or "exhausted" (no scenario has an unmeasured candidate left in its allowed sketches).
 
-``elapsed_s`` is seconds since this call started; it is reported, never used in a decision. Every decision
+``elapsed_s`` is seconds since this call started, plus ``elapsed_before`` (a resumed job's time so far); it is
+reported, never used in a decision. Every decision
 comes from ``random.Random`` instances seeded with the seed, the scenario key and the number of sketch
 measurements already taken on that scenario, from the scheduler (a function of the measurements in order)
 and from the model (retrained from scratch on every timed sketch measurement, in order). So a run is
@@ -196,6 +197,7 @@ def tune(
     device: str = "",
     start_round: int | None = None,
     scenarios_per_round: int | None = None,
+    elapsed_before: float = 0.0,
 ) -> Iterator[Event]:
     """Tune ``scenarios`` with ``runner`` until ``budget`` search measurements are spent (see the module
     docstring for the events and guarantees).
@@ -229,7 +231,7 @@ def tune(
     if state.train:
         model.fit(state.train)
     rnd = rounds_in(prior) if start_round is None else start_round
-    t0 = time.monotonic()
+    t0 = time.monotonic() - elapsed_before  # a resumed job's clock goes on
     yield JobStarted(
         dict(job or {}), tuple(scns), budget, strat.name, runner_label or runner.name, device, rnd if prior else 0,
         tuple(scns.values()),
