@@ -147,11 +147,11 @@ class Job:
         d.update(ranks=list(self.ranks), dtypes=list(self.dtypes), batch_sizes=list(self.batch_sizes),
                  workloads=list(self.workloads), backend=self.backend, budget=self.budget, seed=self.seed,
                  strategy=self.strategy)  # fmt: skip
-        if self.replay:
-            paths = [str(p) for p in self.replay_paths()]
+        if self.replay:  # absolute: a session that records its job resumes from any folder
+            paths = [str(p.resolve()) for p in self.replay_paths()]
             d["replay"] = paths[0] if len(paths) == 1 else paths
         if self.warm_start:
-            d["warm_start"] = str(self.resolve(self.warm_start))
+            d["warm_start"] = str(self.resolve(self.warm_start).resolve())
         if self.sketches:
             d["sketches"] = list(self.sketches)
         return d

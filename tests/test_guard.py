@@ -104,3 +104,19 @@ def test_a_job_file_cannot_resume_another_jobs_session(tmp_path):
     assert first.read_bytes() == before
     same = runner.invoke(app, ["tune", "--batch", str(_job(tmp_path)), "--resume", str(first), "--budget", "20"])
     assert same.exit_code == 0, same.output  # the same job (a bigger budget) continues in place
+
+
+def test_a_session_resumes_from_another_folder(tmp_path, monkeypatch):
+    """The job a session records names its replay files absolutely: resuming elsewhere finds them."""
+    monkeypatch.chdir(tmp_path)
+    job = _job(tmp_path)
+    (tmp_path / "d.json.gz").symlink_to(DATASET)
+    job.write_text(job.read_text().replace(f'replay = "{DATASET}"', 'replay = "d.json.gz"'))  # relative
+    out = tmp_path / "s.json.gz"
+    assert runner.invoke(app, ["tune", "--batch", str(job.name), "-o", "s.json.gz", "--budget", "6"]).exit_code == 0
+    assert all(Path(p).is_absolute() for p in [load(out).job["replay"]])
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    res = runner.invoke(app, ["tune", "--batch", "--resume", str(out), "--budget", "12"])
+    assert res.exit_code == 0, res.output
