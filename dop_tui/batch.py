@@ -7,6 +7,7 @@ input (invalid job file, unreadable session); 130 interrupted (the session holds
 from __future__ import annotations
 
 import contextlib
+import signal
 import threading
 import time
 from pathlib import Path
@@ -60,6 +61,7 @@ def run_batch(
     finished: Finished | None = None
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         TextColumn("{task.fields[note]}"), console=console, transient=False)  # fmt: skip
+    previous = _on_sigterm(_interrupt)  # a kill is an interruption: the session keeps its finished rounds
     try:
         with progress:
             task = progress.add_task("starting", total=None, note="")
@@ -96,6 +98,7 @@ def run_batch(
         console.print(f"[yellow]interrupted[/]: every finished round is in {output}; continue with --resume {output}")
         return 130
     finally:
+        _on_sigterm(previous)
         if timer:
             timer.cancel()
     if finished is None:
@@ -109,6 +112,18 @@ def run_batch(
     console.print(f"{finished.reason}: {finished.budget_used} measurements in {time.monotonic() - started:.1f} s; "
                   f"session written to {output}")  # fmt: skip
     return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _on_sigterm(handler: object) -> object:
+    """Install ``handler`` for SIGTERM (main thread only; elsewhere nothing changes); returns the previous one."""
+    try:
+        return signal.signal(signal.SIGTERM, handler)  # type: ignore[arg-type]
+    except ValueError:  # not the main thread
+        return handler
 
 
 def final_table(session: Session) -> Table:

@@ -22,7 +22,7 @@ HOutOpt = Annotated[
 ]
 OpOpt = Annotated[str, typer.Option("--op", help="shrink, expand or fused (the whole LoRA delta).")]
 RankOpt = Annotated[int, typer.Option("--rank", help="LoRA rank r.")]
-BatchOpt = Annotated[int, typer.Option("--batch", help="Decode batch size (tokens).")]
+BatchOpt = Annotated[int, typer.Option("--batch-size", "-b", help="Decode batch size (tokens).")]
 WorkloadOpt = Annotated[str, typer.Option("--workload", help=f"Traffic mix: {', '.join(WORKLOADS)}.")]
 DtypeOpt = Annotated[str, typer.Option("--dtype", help="fp16, bf16 or fp32.")]
 

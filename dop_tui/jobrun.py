@@ -13,6 +13,7 @@ from typing import Any
 
 from dop_tui.job import Job, JobError, job_from_mapping, load_job
 from dop_tui.measure.backends import open_runner
+from dop_tui.scenario import scenario_label
 from dop_tui.search.events import Event
 from dop_tui.session.guard import SessionLock, check_output
 from dop_tui.session.recorder import Recorder
@@ -101,6 +102,14 @@ def _run(job: Job, output: Path | None, prior: Session, controls: Any) -> Iterat
     recorder = Recorder(session, {s.key: s for s in scenarios}, output)
     start_round = max((r["round"] for r in prior.rounds), default=-1) + 1 if prior.rounds else None
     recorded = [load(p) for p in job.replay_paths()] if job.backend == "replay" else []
+    if recorded:
+        have = {m.scenario for r in recorded for m in r.measurements}
+        missing = [s for s in scenarios if s.key not in have]
+        if missing:
+            names = ", ".join(scenario_label(s.key, short=True) for s in missing[:4])
+            more = f" and {len(missing) - 4} more" if len(missing) > 4 else ""
+            raise JobError(f"replay: {len(missing)} of the job's {len(scenarios)} scenarios were never measured in "
+                           f"{job.replay_label()}: {names}{more}; a replay answers only what was recorded")  # fmt: skip
     opened = open_runner(
         job.backend,
         seed=job.seed,

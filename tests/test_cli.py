@@ -29,7 +29,7 @@ def test_space_json_for_scripts():
             "down",
             "--op",
             "shrink",
-            "--batch",
+            "--batch-size",
             "64",
             "--workload",
             "skewed",
@@ -56,7 +56,7 @@ def test_bad_flags_exit_nonzero_with_message():
         (["space", "--dtype", "int8"], "unsupported dtype"),
         (["space", "--h-in", "64"], "go together"),
         (["space", "--proj", "lm_head"], "unknown projection"),
-        (["space", "--batch", "0"], "empty batch"),
+        (["space", "--batch-size", "0"], "empty batch"),
         (["check", "--backend", "tpu"], "unknown backend"),
     ]:
         res = runner.invoke(app, args)
@@ -82,7 +82,7 @@ def test_check_interpret_end_to_end():
         "expand",
         "--rank",
         "8",
-        "--batch",
+        "--batch-size",
         "4",
         "--workload",
         "uniform",

@@ -120,3 +120,31 @@ def test_a_session_resumes_from_another_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(elsewhere)
     res = runner.invoke(app, ["tune", "--batch", "--resume", str(out), "--budget", "12"])
     assert res.exit_code == 0, res.output
+
+
+def test_sigterm_stops_a_batch_job_like_ctrl_c(tmp_path):
+    """A killed job (SIGTERM) exits 130 with its finished rounds on disk, as Ctrl-C does."""
+    import signal
+    import time
+
+    job = _job(tmp_path)
+    job.write_text(job.read_text().replace("budget = 12", "budget = 100000"))
+    out = tmp_path / "s.json.gz"
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    proc = subprocess.Popen([sys.executable, "-m", "dop_tui.cli", "tune", "--batch", str(job), "-o", str(out)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not (out.exists() and load(out).rounds) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    text, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, text
+    assert "interrupted" in text and load(out).rounds and not (tmp_path / "s.json.gz.lock").exists()
+
+
+def test_a_replay_job_names_the_scenarios_it_has_no_data_for(tmp_path):
+    job = _job(tmp_path)
+    job.write_text(job.read_text().replace("batch_sizes = [8]", "batch_sizes = [8, 7]"))  # 7 was never measured
+    res = runner.invoke(app, ["tune", "--batch", str(job), "-o", str(tmp_path / "s.json.gz")])
+    said = " ".join(res.output.split())
+    assert res.exit_code == 2 and "never measured" in said and "T7" in said

@@ -113,7 +113,7 @@ def test_replay_answers_recorded_candidates_and_refuses_the_rest(tmp_path):
     assert len(sess.scenarios) == 204
     # replay through the CLI on a scenario of the bundled session: baselines were recorded, random configs
     # mostly were not, and an unmeasured config is reported as such
-    args = ["measure", "--backend", "replay", "--session", str(BUNDLED), "--op", "shrink", "--batch", "64",
+    args = ["measure", "--backend", "replay", "--session", str(BUNDLED), "--op", "shrink", "--batch-size", "64",
             "--workload", "skewed", "--sample", "3"]  # fmt: skip
     res = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
     assert res.exit_code == 0, res.output
@@ -124,7 +124,7 @@ def test_measure_interpret_writes_and_extends_a_session(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     path = tmp_path / "m.json"
     cmd = [sys.executable, "-m", "dop_tui.cli", "measure", "--backend", "interpret", "--h-in", "96", "--h-out", "64",
-           "--op", "shrink", "--rank", "8", "--batch", "3", "--sample", "1", "--session", str(path)]  # fmt: skip
+           "--op", "shrink", "--rank", "8", "--batch-size", "3", "--sample", "1", "--session", str(path)]  # fmt: skip
     for _ in range(2):
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -19,7 +19,16 @@ class DeviceSpec:
 
 DEVICES = {
     # Measured on this workplace's H200 (DESIGN.md section 4): 4.3 TB/s copy, 790 TFLOP/s bf16 matmul.
-    "H200": DeviceSpec("H200", 132, 232448, 65536, 60 * 2**20, 4.3e12, 790e12, "built-in (measured here)"),
+    "H200": DeviceSpec(
+        "H200",
+        132,
+        232448,
+        65536,
+        60 * 2**20,
+        4.3e12,
+        790e12,
+        "built-in (the project's H200 measurements, not this machine's)",
+    ),
     # Datasheet-derived lead for the H100 SXM (not measured here).
     "H100": DeviceSpec("H100", 132, 232448, 65536, 50 * 2**20, 3.35e12 * 0.9, 790e12, "built-in (datasheet)"),
 }
