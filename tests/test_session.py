@@ -159,3 +159,41 @@ def test_lora_delta_takes_the_faster_path_and_divides_the_best_baseline_per_case
     assert next(iter(summary)) == "best" and summary["best"].n == 2 and summary["best"].min == 1.5
     assert summary["sglang"].n == 1 and summary["vllm"].max == 2.4
     assert abs(summary["best"].geomean - (2.0 * 1.5) ** 0.5) < 1e-12
+
+
+def _bad(**fields) -> bytes:
+    """A valid session's JSON with ``fields`` replaced (a dotted name reaches into the first measurement)."""
+    d = _session().to_json()
+    for name, value in fields.items():
+        if name.startswith("m."):
+            d["measurements"][0][name[2:]] = value
+        else:
+            d[name] = value
+    return json.dumps(d).encode().replace(b"1e999", b"1e400")
+
+
+@pytest.mark.parametrize(
+    ("content", "field"),
+    [
+        (_bad(version=-1), "'version'"),
+        (_bad(scenarios=[1]), "'scenarios'"),
+        (_bad(env="oops"), "'env'"),
+        (_bad(rounds=[{"round": 1, "elapsed_s": "soon"}]), "'elapsed_s'"),
+        (_bad(rounds=["x"]), "round 0"),
+        (_bad(**{"m.us": "fast"}), "'us'"),
+        (_bad(**{"m.us": float("nan")}), "'us'"),
+        (_bad(**{"m.us": 1e999}), "'us'"),
+        (_bad(**{"m.status": "great"}), "status"),
+        (_bad(**{"m.scenario": "nowhere"}), "unknown scenario"),
+        (_bad(**{"m.config": {"BLOCK_M": "big"}}), "'config'"),
+        (b'{"format": "dop-session", "version": 2, "job": ' + b"[" * 100000 + b"]" * 100000 + b"}", "nest"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+def test_malformed_sessions_name_the_file_and_the_field(tmp_path, content, field):
+    path = tmp_path / "bad.json"
+    path.write_bytes(content)
+    with pytest.raises(SessionError) as err:
+        load(path)
+    assert str(path) in str(err.value) and field in str(err.value)
+    assert path.read_bytes() == content

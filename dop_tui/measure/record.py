@@ -11,6 +11,7 @@ fraction of floor = floor time / time (1.0 would be at the roofline). A ``method
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -70,8 +71,30 @@ class Measurement:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> Measurement:
+    def from_json(cls, d: Any) -> Measurement:
+        """Validate every field (``ValueError`` naming it): strings, an integer config, a known status, times and
+        counts that are finite non-negative numbers or absent, string-valued env."""
+        if not isinstance(d, dict):
+            raise ValueError(f"a measurement must be an object, got {type(d).__name__}")
         unknown = set(d) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"unknown measurement fields: {', '.join(sorted(unknown))}")
-        return cls(**{**d, "config": {k: int(v) for k, v in d.get("config", {}).items()}})
+        for name in ("scenario", "kernel", "status"):
+            if not isinstance(d.get(name), str):
+                raise ValueError(f"measurement field {name!r} must be a string, got {d.get(name)!r}")
+        for name in ("method", "message"):
+            if not isinstance(d.get(name, ""), str):
+                raise ValueError(f"measurement field {name!r} must be a string, got {d[name]!r}")
+        config = d.get("config", {})
+        if not isinstance(config, dict) or not all(
+            isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) for k, v in config.items()
+        ):
+            raise ValueError(f"measurement field 'config' must map names to integers, got {config!r}")
+        for name in ("us", "us_min", "us_max", "rel_error", "bytes", "flops", "floor_us"):
+            v = d.get(name)
+            if v is not None and not (isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v < math.inf):
+                raise ValueError(f"measurement field {name!r} must be a finite number >= 0 or null, got {v!r}")
+        env = d.get("env", {})
+        if not isinstance(env, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
+            raise ValueError(f"measurement field 'env' must map names to strings, got {env!r}")
+        return cls(**d)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -64,21 +65,55 @@ class Session:
 
     @classmethod
     def from_json(cls, d: Any) -> Session:
+        """Validate every field; ``SessionError`` names the field (``load`` adds the file)."""
         if not isinstance(d, dict) or d.get("format") != FORMAT:
             raise SessionError("not a dop session (no 'format': 'dop-session')")
         version = d.get("version")
-        if not isinstance(version, int) or version > VERSION:
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            raise SessionError(f"malformed session: 'version' must be a positive integer, got {version!r}")
+        if version > VERSION:
             raise SessionError(f"session format version {version!r} is newer than this dop-tui reads ({VERSION})")
+        job, device, env, finished = d.get("job", {}), d.get("device", ""), d.get("env", {}), d.get("finished", "")
+        checks = (
+            ("job", isinstance(job, dict)),
+            ("device", isinstance(device, str)),
+            ("env", isinstance(env, dict) and all(isinstance(v, str) for v in env.values())),
+            ("finished", isinstance(finished, str)),
+            ("scenarios", isinstance(d.get("scenarios", {}), dict)),
+            ("measurements", isinstance(d.get("measurements", []), list)),
+        )
+        for name, ok in checks:
+            if not ok:
+                raise SessionError(f"malformed session: {name!r} has the wrong type ({type(d.get(name)).__name__})")
         try:
-            scenarios = {k: Scenario.from_json(v) for k, v in d.get("scenarios", {}).items()}
-            measurements = [Measurement.from_json(m) for m in d.get("measurements", [])]
+            scenarios = {}
+            for k, v in d.get("scenarios", {}).items():
+                if not isinstance(v, dict):
+                    raise ValueError(f"scenario {k!r} must be an object")
+                scenarios[k] = Scenario.from_json(v)
+            measurements = []
+            for i, m in enumerate(d.get("measurements", [])):
+                try:
+                    measurements.append(Measurement.from_json(m))
+                except (TypeError, ValueError) as exc:
+                    raise ValueError(f"measurement {i}: {exc}") from None
+                if scenarios and measurements[-1].scenario not in scenarios:
+                    raise ValueError(f"measurement {i}: unknown scenario {measurements[-1].scenario!r}")
             rounds = d.get("rounds", [])
-            if not isinstance(rounds, list) or not all(isinstance(r, dict) and "round" in r for r in rounds):
-                raise ValueError("'rounds' must be a list of objects with a 'round'")
+            if not isinstance(rounds, list):
+                raise ValueError("'rounds' must be a list")
+            for i, r in enumerate(rounds):
+                if not (isinstance(r, dict) and isinstance(r.get("round"), int)):
+                    raise ValueError(f"round {i}: must be an object with an integer 'round'")
+                for name in ("budget_used", "elapsed_s", "n_train"):
+                    v = r.get(name, 0)
+                    if not isinstance(v, int | float) or isinstance(v, bool) or not 0 <= v < math.inf:
+                        raise ValueError(f"round {i}: {name!r} must be a finite number >= 0, got {v!r}")
+                if not isinstance(r.get("metrics") or {}, dict):
+                    raise ValueError(f"round {i}: 'metrics' must be an object or null")
         except (TypeError, ValueError, KeyError) as exc:
             raise SessionError(f"malformed session: {exc}") from None
-        return cls(d.get("job", {}), d.get("device", ""), d.get("env", {}), scenarios, measurements, rounds,
-                   str(d.get("finished", "")))  # fmt: skip
+        return cls(job, device, env, scenarios, measurements, rounds, finished)
 
 
 def load(path: str | Path) -> Session:
@@ -89,9 +124,16 @@ def load(path: str | Path) -> Session:
         data = json.loads(raw)
     except FileNotFoundError:
         raise SessionError(f"no session file at {path}") from None
+    except RecursionError:
+        raise SessionError(f"cannot read session {path}: nested too deeply") from None
     except (OSError, EOFError, gzip.BadGzipFile, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise SessionError(f"cannot read session {path}: {exc}") from None
-    return Session.from_json(data)
+    try:
+        return Session.from_json(data)
+    except RecursionError:
+        raise SessionError(f"{path}: malformed session: nested too deeply") from None
+    except SessionError as exc:
+        raise SessionError(f"{path}: {exc}") from None
 
 
 def save(session: Session, path: str | Path) -> None:
