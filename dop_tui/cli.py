@@ -165,12 +165,15 @@ def check(
 
 
 def _enable_backend(backend: str) -> None:
-    """``backends.enable_backend``, or exit 2 with its message."""
+    """``backends.enable_backend``; exit 1 when the machine cannot run it (no GPU: the same code as ``dop tune``
+    and ``dop calibrate``), 2 for a bad value."""
     from dop_tui.measure.backends import enable_backend
 
     try:
         enable_backend(backend)
-    except (RuntimeError, ValueError) as exc:
+    except RuntimeError as exc:
+        raise _fail(str(exc), code=1) from None
+    except ValueError as exc:
         raise _fail(str(exc)) from None
 
 

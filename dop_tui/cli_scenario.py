@@ -10,6 +10,8 @@ from dop_tui.models import MODELS, get_model
 from dop_tui.scenario import Scenario, make_scenario
 from dop_tui.workloads import WORKLOADS, decode_lens
 
+MAX_RANK, MAX_BATCH, MAX_HIDDEN = 1024, 4096, 131072  # far beyond any LoRA serving shape: typos, not problems
+
 ModelOpt = Annotated[str, typer.Option("--model", help=f"Model preset: {', '.join(MODELS)}.")]
 ProjOpt = Annotated[
     str,
@@ -39,6 +41,10 @@ def scenario_from_flags(
     dtype: str,
 ) -> Scenario:
     """Build the decode scenario the flags describe; raises ValueError naming the bad flag."""
+    for flag, value, top in (("--rank", rank, MAX_RANK), ("--batch-size", batch, MAX_BATCH),
+                             ("--h-in", h_in or 1, MAX_HIDDEN)):  # fmt: skip
+        if not 1 <= value <= top:
+            raise ValueError(f"{flag} must be between 1 and {top}, got {value}")
     if (h_in is None) != (h_out is None):
         raise ValueError("--h-in and --h-out go together")
     if h_in is not None and h_out is not None:
@@ -46,6 +52,8 @@ def scenario_from_flags(
             outs = tuple(int(h) for h in h_out.split(","))
         except ValueError:
             raise ValueError(f"--h-out must be integers separated by commas, got {h_out!r}") from None
+        if not all(1 <= h <= MAX_HIDDEN for h in outs) or len(outs) > 8:
+            raise ValueError(f"--h-out: 1 to 8 sizes between 1 and {MAX_HIDDEN}, got {h_out!r}")
         shape = (h_in, outs)
     else:
         shape = get_model(model).group_shape(proj)

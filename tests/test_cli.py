@@ -56,7 +56,10 @@ def test_bad_flags_exit_nonzero_with_message():
         (["space", "--dtype", "int8"], "unsupported dtype"),
         (["space", "--h-in", "64"], "go together"),
         (["space", "--proj", "lm_head"], "unknown projection"),
-        (["space", "--batch-size", "0"], "empty batch"),
+        (["space", "--batch-size", "0"], "--batch-size must be between 1 and 4096"),
+        (["space", "--rank", "100000"], "--rank must be between 1 and 1024"),
+        (["space", "--h-in", "99999999", "--h-out", "8"], "--h-in must be between"),
+        (["space", "--h-in", "64", "--h-out", "64,0"], "--h-out"),
         (["check", "--backend", "tpu"], "unknown backend"),
     ]:
         res = runner.invoke(app, args)
@@ -101,5 +104,6 @@ def test_check_gpu_without_gpu_fails_clearly():
 
     if torch.cuda.is_available():
         return
-    res = runner.invoke(app, ["check", "--backend", "gpu"])
-    assert res.exit_code == 2 and "needs a CUDA GPU" in res.output
+    for cmd in (["check", "--backend", "gpu"], ["measure", "--backend", "gpu"]):
+        res = runner.invoke(app, cmd)  # no GPU: exit 1 in every command (dop tune and dop calibrate too)
+        assert res.exit_code == 1 and "needs a CUDA GPU" in res.output
