@@ -18,7 +18,7 @@ from rich.table import Table
 
 from dop_tui.job import Job, JobError
 from dop_tui.jobrun import job_events
-from dop_tui.scenario import scenario_label
+from dop_tui.scenario import OPS, scenario_label
 from dop_tui.search.events import Finished, JobStarted, Measured, ModelRetrained, NewBest, RoundDone
 from dop_tui.session.guard import OutputError, fresh_path
 from dop_tui.session.store import Session, SessionError, load
@@ -79,12 +79,13 @@ def run_batch(
                     recall = f", top-{m.k} recall {m.topk_recall:.2f}" if m.topk_recall is not None else ""
                     last_metrics = f"model: spearman {m.spearman:.2f}{recall} (n={m.n})"
                 elif isinstance(ev, NewBest) and ev.previous_us is not None:
+                    where = scenario_label(ev.scenario, short=True)
                     progress.console.log(f"new best {ev.measurement.us:.2f} us ({ev.previous_us:.2f}) "
-                                         f"{ev.measurement.kernel} on {ev.scenario}")  # fmt: skip
+                                         f"{ev.measurement.kernel} on {where}")  # fmt: skip
                 elif isinstance(ev, RoundDone):
                     rate = 60 * ev.budget_used / ev.elapsed_s if ev.elapsed_s > 0 else 0
-                    progress.update(task, completed=ev.budget_used, description=f"round {ev.round}",
-                                    note=f"{rate:.0f}/min  {last_metrics}")  # fmt: skip
+                    note = f"{rate:.0f}/min" + (f"  {last_metrics}" if console.width >= 120 else "")
+                    progress.update(task, completed=ev.budget_used, description=f"round {ev.round}", note=note)
                 elif isinstance(ev, Finished):
                     progress.update(task, completed=ev.budget_used)
                     finished = ev
@@ -105,7 +106,7 @@ def run_batch(
         console.print("[red]error:[/] the tuning loop ended without finishing")
         return 1
     timed = any(m.us is not None for m in seen.measurements)
-    console.print(final_table(seen) if timed else checked_table(seen))
+    console.print(final_table(seen, console.width) if timed else checked_table(seen))
     summary = delta_table(seen) if timed else None
     if summary is not None:
         console.print(summary)
@@ -126,22 +127,42 @@ def _on_sigterm(handler: object) -> object:
         return handler
 
 
-def final_table(session: Session) -> Table:
-    """Per scenario: the best sketch and config, its time, speedup over each baseline, fraction of floor."""
-    best = sorted(best_per_scenario(session, screening_fallback=True), key=lambda b: b.scenario)
-    screened = any(b.measurement.is_screening for b in best)
-    note = "* a screening-pass time (ranking quality): the replayed dataset has no full timing there"
-    table = Table(title="best kernel per scenario", caption=note if screened else None)
-    for col in ("scenario", "sketch", "config", "us", "vs best", "speedup over each baseline", "floor"):
+def _natural(session: Session, key: str) -> tuple:
+    """Sort key: op, shape, rank, tokens, segments, workload (numbers as numbers; unknown scenarios last)."""
+    s = session.scenarios.get(key)
+    if s is None:
+        return (1, key)
+    return (0, OPS.index(s.op), s.h_in, s.h_outs, s.rank, s.dtype, s.num_tokens, -s.num_segments, s.workload)
+
+
+def final_table(session: Session, width: int = 200) -> Table:
+    """Per scenario, in natural order: the best sketch, its time, speedup over the best baseline and fraction of
+    the floor; from 120 columns on also its config and its speedup over each baseline."""
+    best = sorted(best_per_scenario(session, screening_fallback=True), key=lambda b: _natural(session, b.scenario))
+    wide = width >= 120
+    notes = ["* a screening-pass time (ranking quality): the replayed dataset has no full timing there"] * any(
+        b.measurement.is_screening for b in best
+    )
+    if not wide:
+        notes.append("vs best: the fastest baseline's time over ours; 120 columns show configs and every baseline")
+    table = Table(title="best kernel per scenario", caption="\n".join(notes) or None)
+    cols = ("scenario", "sketch", "config", "us", "vs best", "speedup over each baseline", "floor")
+    cols = cols if wide else ("scenario", "sketch", "us", "vs best", "floor")
+    for col in cols:
         table.add_column(col, justify="right" if col in ("us", "vs best", "floor") else "left", overflow="fold")
     for b in best:
         m = b.measurement
-        cfg = " ".join(f"{k}={v}" for k, v in sorted(m.config.items()))
-        speed = " ".join(f"{n} {r:.2f}x" for n, r in b.speedup.items())
-        floor = f"{m.floor_fraction:.2f}" if m.floor_fraction is not None else "-"
-        us = f"{m.us:.2f}" + ("*" if m.is_screening else "")
-        vs = f"{b.vs_best:.2f}x" if b.vs_best is not None else "-"
-        table.add_row(scenario_label(b.scenario), m.kernel, cfg, us, vs, speed, floor)
+        cells = {
+            "scenario": scenario_label(b.scenario, short=not wide),
+            "sketch": m.kernel if wide else m.kernel.split("/", 1)[1],  # the scenario names the op
+            "config": " ".join(f"{k}={v}" for k, v in sorted(m.config.items())),
+            "us": f"{m.us:.2f}" + ("*" if m.is_screening else ""),
+            "vs best": f"{b.vs_best:.2f}x" if b.vs_best is not None else "-",
+            "speedup over each baseline": " ".join(f"{n} {r:.2f}x" for n, r in b.speedup.items()),
+            "floor": f"{m.floor_fraction:.2f}" if m.floor_fraction is not None else "-",
+        }
+        style = "red" if b.vs_best is not None and b.vs_best < 1 else None  # slower than a baseline
+        table.add_row(*(cells[c] for c in cols), style=style)
     return table
 
 
