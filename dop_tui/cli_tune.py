@@ -28,7 +28,13 @@ def print_version(value: bool) -> None:
 
 
 def tune(
-    job_file: Annotated[Path | None, typer.Argument(help="Tuning job (TOML); examples in sessions/*.toml.")] = None,
+    job_file: Annotated[
+        Path | None,
+        typer.Argument(
+            help="Tuning job (TOML), or the name of a bundled one: replay-h200, h200-7b-decode, "
+            "h200-vllm-configs (in sessions/ of the checkout, or installed with the package)."
+        ),
+    ] = None,
     batch: Annotated[
         bool, typer.Option("--batch", help="Headless: progress, a final table, the session file.")
     ] = False,
@@ -54,6 +60,10 @@ def tune(
 ) -> None:
     """Tune a job (TOML): headless with --batch, otherwise in the workbench."""
     overrides = {"backend": backend, "budget": budget, "seed": seed}
+    if job_file is not None and not job_file.exists():
+        from dop_tui.jobrun import bundled_job
+
+        job_file = bundled_job(str(job_file)) or job_file  # a bundled job by name; else the error names the file
     try:
         job = load_job(job_file).with_overrides(**overrides) if job_file else None
         if job is None and resume is not None and any(v is not None for v in overrides.values()):

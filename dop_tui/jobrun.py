@@ -7,6 +7,7 @@ and the workbench (``dop_tui.ui``). It never imports textual.
 from __future__ import annotations
 
 import contextlib
+import importlib.resources
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,21 @@ from dop_tui.session.guard import SessionLock, check_output
 from dop_tui.session.recorder import Recorder
 from dop_tui.session.store import Session, SessionError, load
 
-SESSIONS_DIR = Path(__file__).resolve().parent.parent / "sessions"
+
+def _bundled_dir() -> Path:
+    """The bundled jobs and sessions: ``dop_tui.sessions``, which is the checkout's top-level ``sessions/``
+    (through the same package-path extension as ``kernels/``) or the installed wheel's copy."""
+    return Path(str(importlib.resources.files("dop_tui.sessions").joinpath("README.md"))).parent
+
+
+SESSIONS_DIR = _bundled_dir()
 DEFAULT_REPLAY_JOB = SESSIONS_DIR / "replay-h200.toml"
+
+
+def bundled_job(name: str) -> Path | None:
+    """A bundled job named like ``replay-h200`` or ``replay-h200.toml``, if there is one."""
+    path = SESSIONS_DIR / (name if name.endswith(".toml") else f"{name}.toml")
+    return path if "/" not in name and path.is_file() else None
 
 
 def default_replay_job() -> Job:
