@@ -169,3 +169,20 @@ def test_header_shows_the_lora_delta_against_the_best_baseline_per_case() -> Non
     wb.apply(Measured(1, expand, (m(expand, "expand/tile/dot", 1.0),)))
     h = wb.header_view()
     assert h.delta_cases == 1 and h.delta.n == 1 and h.delta.geomean == pytest.approx(3.0)  # sglang 9 / (2 + 1)
+
+
+def test_a_reopened_session_keeps_its_rounds_and_its_clock() -> None:
+    """Search measurements land in their rounds by the rounds' budgets: the fitness chart has every round."""
+    wb = Workbench()
+    wb.scenarios = (A,)
+    prior = (
+        m(A, "shrink/baseline/vllm", 8.0),
+        m(A, SPLITK, 6.0), m(A, SPLITK, 5.0),  # round 1: budget 2
+        m(A, TILE, 4.0), m(A, TILE, 3.0), m(A, TILE, 2.0),  # round 2: budget 5
+    )  # fmt: skip
+    rounds = ({"round": 0, "budget_used": 0, "elapsed_s": 0.5}, {"round": 1, "budget_used": 2, "elapsed_s": 3.0},
+              {"round": 2, "budget_used": 5, "elapsed_s": 7.5})  # fmt: skip
+    wb.apply(Prior(prior, rounds))
+    fit = wb.fitness_view(Scope())
+    assert fit.rounds == [1, 2] and fit.best_so_far == [pytest.approx(8 / 5), pytest.approx(8 / 2)]
+    assert (wb.round, wb.budget_used, wb.elapsed_s) == (2, 5, 7.5)

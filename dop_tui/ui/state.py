@@ -101,8 +101,9 @@ class Scope:
 
 @dataclass(frozen=True)
 class Prior:
-    """What a resumed session holds from before this run (the loop does not yield it again). Its
-    measurements carry no round: they show as round 0, with the baselines."""
+    """What a resumed session holds from before this run (the loop does not yield it again). Its search
+    measurements are placed in their rounds by the rounds' cumulative budgets (the session records them in
+    the order measured); baselines, and everything of a session without rounds, show as round 0."""
 
     measurements: tuple[Measurement, ...]
     rounds: tuple[dict, ...]  # the session's per-round records (budget, time, model metrics)
@@ -313,11 +314,22 @@ class Workbench:
                     best[m.kernel] = s
 
     def _prior(self, prior: Prior) -> None:
-        by_scenario: dict[str, list[Measurement]] = defaultdict(list)
+        ends = sorted((int(r.get("budget_used", 0)), int(r["round"])) for r in prior.rounds if r.get("round"))
+        grouped: dict[tuple[int, str], list[Measurement]] = defaultdict(list)
+        spent = 0
         for m in prior.measurements:
-            by_scenario[m.scenario].append(m)
-        for key, ms in by_scenario.items():
-            self._measured(Measured(0, key, tuple(ms)), quiet=True)
+            rnd = 0
+            if not is_baseline(m.kernel):
+                spent += 1
+                rnd = next((r for used, r in ends if used >= spent), ends[-1][1] if ends else 0)
+            grouped[(rnd, m.scenario)].append(m)
+        for (rnd, key), ms in sorted(grouped.items(), key=lambda kv: kv[0][0]):
+            self._measured(Measured(rnd, key, tuple(ms)), quiet=True)
+        if prior.rounds:
+            last = prior.rounds[-1]
+            self.round = max(self.round, int(last.get("round", 0)))
+            self.budget_used = max(self.budget_used, int(last.get("budget_used", 0)))
+            self.elapsed_s = max(self.elapsed_s, float(last.get("elapsed_s", 0.0)))
         for r in prior.rounds:
             mm = r.get("metrics")
             if isinstance(mm, dict):
