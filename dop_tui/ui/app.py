@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import sys
 import threading
 import time
 import traceback
@@ -692,4 +693,10 @@ def make_app(
 
 def run_app(job: Job | None, session: Path | None, *, output: Path | None = None) -> None:
     """Entry point of ``dop-tui`` without ``--batch``: the workbench on ``job``, or resuming ``session``."""
-    make_app(job, session, output=output).run()
+    app = make_app(job, session, output=output)
+    app.run()
+    # The terminal is restored and every finished round is on disk (written atomically after each round):
+    # leave now rather than spend a second or two tearing down torch, triton and xgboost.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(app.return_code or 0)
