@@ -279,12 +279,14 @@ async def test_open_reports_bad_files_starts_job_files_and_resumes_sessions(tmp_
             await pilot.click("#open-ok")
             assert app.screen is dialog and expect in _plain(dialog.query_one("#open-error"))
         assert app.state.state == "finished" and app.state.budget_used == 16  # nothing lost
-        so_far = len(load(written).measurements)
+        so_far, before = len(load(written).measurements), written.read_bytes()
         dialog.query_one("#open-path").value = str(written)
         await pilot.pause(0.25)
         await pilot.click("#open-ok")
         await finish(pilot)
-        assert app.current.resume == written and app.current.output == tmp_path / "session.json.gz"
+        # an opened session is continued into a new file: the opened one is never written
+        assert app.current.resume == written and app.current.output != written and written.read_bytes() == before
+        assert len(load(app.current.output).measurements) > so_far
         assert any(f"session so far: {so_far} measurements" in e.text for e in app.state.log)
         assert len(app.state.samples) >= 40  # the prior, then the resumed run's own measurements
         job_file = tmp_path / "job.toml"

@@ -225,14 +225,20 @@ class DopApp(App[None]):
             self.state.budget = job.budget
             self.state.runner = job.replay_label() if job.backend == "replay" else job.backend
 
-    def start(self, job: Job | None, resume: Path | None = None, intro: str = "") -> None:
+    def start(self, job: Job | None, resume: Path | None = None, intro: str = "", keep: bool = False) -> None:
         """Start ``job`` (or resume the session ``resume``), stopping the search in progress; ``intro`` opens
-        the new run's log."""
+        the new run's log. ``keep``: continue ``resume`` into a new session file, leaving it untouched (a session
+        opened in the workbench, a bundled dataset among them)."""
         if self.current is not None and self.current.active:
             self.current.stop.set()
             self.current.running.set()
         self._runs += 1
         # -o names the first run's session; later runs record to fresh files, never over an earlier run's
+        if keep and resume is not None and not self.output:
+            from dop_tui.jobrun import resume_job
+
+            with contextlib.suppress(SessionError, JobError):  # an unreadable session fails in the run, named
+                self.output = autosave_path(job or resume_job(resume)[0])
         output, self.output = self.output or resume or (autosave_path(job) if job is not None else None), None
         self.current = Run(self._runs, job, resume, output, intro=intro)
         self.current.running.set()
@@ -588,7 +594,7 @@ class DopApp(App[None]):
             self.post_message(result)
 
     def on_start_job(self, msg: StartJob) -> None:
-        self.start(msg.job, msg.resume)
+        self.start(msg.job, msg.resume, keep=True)  # an opened session is continued into a new file
 
     def action_save(self) -> None:
         run = self.current
