@@ -408,8 +408,11 @@ async def test_export_and_kernel_source_from_the_workbench(tmp_path: Path) -> No
         assert any("exported package wb_kernels" in e.text for e in app.state.log)
 
         board = app.query_one(Leaderboard)
+        app.query_one("#leaderboard-table").focus()
+        await pilot.press("down")  # the detail line follows the cursor
+        await pilot.pause()
         row = board.highlighted()
-        assert row is not None
+        assert row is board.rows[1] and f"{row.us:.2f} us" in _plain(app.query_one("#leaderboard-detail"))
         await pilot.press("k")
         await pilot.pause()
         assert isinstance(app.screen, KernelScreen)

@@ -131,12 +131,12 @@ class Leaderboard(Vertical):
             return Text("-", style="dim", justify="right")
         return Text(f"{x:.2f}x", style="green" if x >= 1 else "red", justify="right")
 
-    @on(DataTable.RowHighlighted, "#leaderboard-table")
     def highlighted(self) -> LeaderRow | None:
         """The row under the table's cursor, if any."""
         i = self.query_one("#leaderboard-table", DataTable).cursor_row
         return self.rows[i] if 0 <= i < len(self.rows) else None
 
+    @on(DataTable.RowHighlighted, "#leaderboard-table")
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:
         self._detail(event.cursor_row)
 
