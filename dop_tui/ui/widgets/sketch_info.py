@@ -42,7 +42,9 @@ class SketchInfo(Static):
             text.append("\n")
         state = [s for s in sketches if s in pinned], [s for s in sketches if s in excluded]
         if state[0]:
-            text.append(f"pinned: the search uses only pinned sketches ({len(pinned)})\n", style="cyan")
+            ops = sorted({s.split("/")[0] for s in pinned})
+            text.append(f"pinned: {', '.join(ops)} searches only its pinned sketches ({len(pinned)}); "
+                        "other ops keep every sketch\n", style="cyan")  # fmt: skip
         if state[1]:
             text.append(f"excluded from the search ({len(state[1])} of {len(sketches)})\n", style="red")
         text.append("enter filter · + pin · - exclude", style="dim italic")
