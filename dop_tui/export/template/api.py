@@ -119,6 +119,14 @@ def _remember(key: tuple, run: Callable[[], None], tokens: int) -> Callable[[], 
     return run
 
 
+def _run(key: tuple, tokens: int, plan: Callable[[], Callable[[], None]]) -> None:
+    """Launch the plan remembered under ``key``, planning (validating, dispatching) it first if need be."""
+    run = _plans.get(key)
+    if run is None:
+        run = _remember(key, plan(), tokens)
+    run()
+
+
 def clear_plans() -> None:
     """Forget every launch plan (and release the tensors they hold)."""
     _plans.clear()
@@ -153,11 +161,7 @@ def shrink(
 ) -> None:  # fmt: skip
     """``v (+)= scale * x @ A[w]^T`` per segment: ``x[T, h_in]``, ``A[L, N, h_in]``, ``v[T, N]``."""
     key = ("shrink", id(v), id(x), id(A), id(seg_indptr), id(weight_indices), x.shape, scale, accumulate, max_seg_len)
-    run = _plans.get(key)
-    if run is None:
-        run = _remember(key, _plan_shrink(v, x, A, seg_indptr, weight_indices, scale, accumulate, max_seg_len),
-                        x.shape[0])  # fmt: skip
-    run()
+    _run(key, x.shape[0], lambda: _plan_shrink(v, x, A, seg_indptr, weight_indices, scale, accumulate, max_seg_len))
 
 
 def _plan_shrink(
@@ -186,11 +190,9 @@ def expand(
     outs = None if h_outs is None else tuple(h_outs)
     key = ("expand", id(y), id(v), id(B), id(seg_indptr), id(weight_indices), y.shape, scale, outs, accumulate,
            max_seg_len)  # fmt: skip
-    run = _plans.get(key)
-    if run is None:
-        run = _remember(key, _plan_expand(y, v, B, seg_indptr, weight_indices, scale, outs, accumulate, max_seg_len),
-                        y.shape[0])  # fmt: skip
-    run()
+    _run(
+        key, y.shape[0], lambda: _plan_expand(y, v, B, seg_indptr, weight_indices, scale, outs, accumulate, max_seg_len)
+    )
 
 
 def _plan_expand(
@@ -223,11 +225,9 @@ def add_lora(
     outs = None if h_outs is None else tuple(h_outs)
     key = ("lora", id(y), id(x), id(A), id(B), id(seg_indptr), id(weight_indices), id(workspace), x.shape, y.shape,
            scale, outs, max_seg_len)  # fmt: skip
-    run = _plans.get(key)
-    if run is None:
-        plan = _plan_lora(y, x, A, B, seg_indptr, weight_indices, scale, outs, max_seg_len, workspace)
-        run = _remember(key, plan, x.shape[0])
-    run()
+    _run(
+        key, x.shape[0], lambda: _plan_lora(y, x, A, B, seg_indptr, weight_indices, scale, outs, max_seg_len, workspace)
+    )
 
 
 def _plan_lora(
