@@ -39,7 +39,7 @@ from dop_tui.ui.messages import EventsReady, GpuChecked, RunEnded, RunFailed, Sc
 from dop_tui.ui.screens.export_package import ExportScreen
 from dop_tui.ui.screens.gpu_offer import GpuOfferScreen
 from dop_tui.ui.screens.help import HelpScreen
-from dop_tui.ui.screens.kernel_source import KernelScreen
+from dop_tui.ui.screens.kernel_source import KernelScreen, kernel_source
 from dop_tui.ui.screens.new_job import NewJobScreen
 from dop_tui.ui.screens.open_session import OpenScreen
 from dop_tui.ui.screens.save_session import SaveScreen
@@ -654,39 +654,6 @@ class DopApp(App[None]):
             run.running.set()
             self.workers.cancel_group(self, "search")
         self.exit()
-
-
-def kernel_source(kernel: str, config: dict[str, int]) -> tuple[str, str, str]:
-    """(title, file, source) of a sketch or baseline: its launcher and the Triton kernels of its file."""
-    import ast
-    import importlib.util
-
-    from dop_tui.space.sketches import BASELINE_BY_ID, SKETCH_BY_ID
-
-    spec = SKETCH_BY_ID.get(kernel) or BASELINE_BY_ID.get(kernel)
-    if spec is None:
-        return kernel, "-", "(unknown kernel)"
-    module, launcher = spec.entry.split(":")
-    found = importlib.util.find_spec(f"dop_tui.kernels.{module}")
-    path = Path(found.origin) if found and found.origin else None
-    if path is None or not path.is_file():
-        return kernel, "-", "(source not found)"
-    text = path.read_text()
-    lines = text.splitlines()
-    defs = {n.name: n for n in ast.parse(text).body if isinstance(n, ast.FunctionDef)}
-    order, todo = [], [launcher]  # the launcher, then the functions it reaches (its Triton kernels among them)
-    while todo:
-        name = todo.pop(0)
-        if name in defs and name not in order:
-            order.append(name)
-            todo += [n.id for n in ast.walk(defs[name]) if isinstance(n, ast.Name) and n.id in defs]
-    wanted = []
-    for name in order:
-        node = defs[name]
-        start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
-        wanted.append("\n".join(lines[start - 1 : node.end_lineno]))
-    cfg = " ".join(f"{k}={v}" for k, v in sorted(config.items())) or "(fixed choices)"
-    return f"{kernel}  {cfg}", f"{path}  ({launcher})", "\n\n\n".join(wanted)
 
 
 def make_app(
