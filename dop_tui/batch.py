@@ -19,7 +19,7 @@ from rich.table import Table
 from dop_tui.job import Job, JobError
 from dop_tui.jobrun import job_events
 from dop_tui.scenario import OPS, scenario_label
-from dop_tui.search.events import Finished, JobStarted, Measured, ModelRetrained, NewBest, RoundDone
+from dop_tui.search.events import DeviceProgress, Finished, JobStarted, Measured, ModelRetrained, NewBest, RoundDone
 from dop_tui.session.guard import OutputError, fresh_path
 from dop_tui.session.store import Session, SessionError, load
 from dop_tui.session.summary import best_per_scenario, delta_summary, session_delta
@@ -57,7 +57,7 @@ def run_batch(
         with contextlib.suppress(SessionError):  # job_events names the problem
             seen.measurements = list(load(resume).measurements)
     started = time.monotonic()
-    last_metrics = ""
+    last_metrics = devices = ""
     finished: Finished | None = None
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         TextColumn("{task.fields[note]}"), console=console, transient=False)  # fmt: skip
@@ -74,6 +74,10 @@ def run_batch(
                                   f"budget {ev.budget} measurements, {ev.runner} ({ev.device})")  # fmt: skip
                 elif isinstance(ev, Measured):
                     seen.measurements.extend(ev.measurements)
+                elif isinstance(ev, DeviceProgress) and len(ev.devices) > 1:  # one GPU: the rate says it all
+                    label = (lambda k: scenario_label(k, short=True)) if console.width >= 160 else None
+                    devices = ev.line(label)
+                    progress.update(task, note=f"{devices}  {last_metrics}" if console.width >= 120 else devices)
                 elif isinstance(ev, ModelRetrained) and ev.metrics and ev.metrics.spearman is not None:
                     m = ev.metrics
                     recall = f", top-{m.k} recall {m.topk_recall:.2f}" if m.topk_recall is not None else ""
@@ -84,7 +88,8 @@ def run_batch(
                                          f"{ev.measurement.kernel} on {where}")  # fmt: skip
                 elif isinstance(ev, RoundDone):
                     rate = 60 * ev.budget_used / ev.elapsed_s if ev.elapsed_s > 0 else 0
-                    note = f"{rate:.0f}/min" + (f"  {last_metrics}" if console.width >= 120 else "")
+                    note = f"{rate:.0f}/min" + (f" ({devices})" if devices else "")
+                    note += f"  {last_metrics}" if console.width >= 120 else ""
                     progress.update(task, completed=ev.budget_used, description=f"round {ev.round}", note=note)
                 elif isinstance(ev, Finished):
                     progress.update(task, completed=ev.budget_used)

@@ -37,3 +37,16 @@ def fail_in_slot(slot: int, bad: int) -> None:
 
 def die_in_init(slot: int) -> None:
     os._exit(7)
+
+
+def fake_gpu_task(task: tuple) -> dict:
+    """The GPU runner's task without a GPU: a time that is a function of the request alone (so any worker
+    gives the same answer), a short sleep, and the worker's pinned device in ``env["gpu"]``."""
+    from dop_tui.measure.record import Measurement
+    from dop_tui.scenario import Scenario
+
+    scn_json, kid, cfg, opts = task
+    time.sleep(opts.get("sleep_s", 0.01))
+    us = 1.0 + sum(v * (i + 1) for i, v in enumerate(sorted(cfg.values()))) % 97 / 10
+    env = {"gpu": os.environ.get("CUDA_VISIBLE_DEVICES", ""), "best_seen": str(opts.get("best_us"))}
+    return Measurement(Scenario.from_json(scn_json).key, kid, cfg, "ok", us=us, method="fake", env=env).to_json()

@@ -118,3 +118,20 @@ def test_abandoned_map_kills_busy_worker():
         assert pool.run(("value", 2)).value == 2  # the pool is still usable
     assert time.perf_counter() - t0 < 10
     assert multiprocessing.active_children() == [] and _leftover_children() == []
+
+
+def test_pick_chooses_the_task_and_may_hold_them_back():
+    """``pick`` decides which pending task an idle worker takes (here the last), or none yet (here for the first
+    0.2 s): held tasks wait, nothing is lost, and the pool polls again."""
+    t0 = time.perf_counter()
+    seen = []
+
+    def pick(slot, pending):
+        seen.append((slot, len(pending)))
+        return None if time.perf_counter() - t0 < 0.2 else len(pending) - 1
+
+    with WorkerPool(run, workers=1, timeout_s=10) as pool:
+        out = list(pool.map([("value", i) for i in range(4)], pick=pick, poll_s=0.01))
+    assert [o.value for o in out] == [3, 2, 1, 0]
+    assert time.perf_counter() - t0 >= 0.2
+    assert len([s for s in seen if s[1] == 4]) > 2  # asked again while it held them

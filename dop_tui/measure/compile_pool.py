@@ -55,7 +55,8 @@ class CompilePool:
     """``workers`` CPU processes compiling for ``sm_<capability>`` into the shared Triton cache.
 
     ``submit`` starts compiling a batch and returns at once (so the next scenario compiles while the GPU measures
-    this one); ``wait`` returns the batch's error texts ("" per request whose launches are now cached)."""
+    this one); ``done`` says whether a request is still compiling; ``wait`` returns the batch's error texts
+    ("" per request whose launches are now cached)."""
 
     def __init__(self, workers: int, capability: int) -> None:
         self.workers = workers
@@ -78,6 +79,11 @@ class CompilePool:
             key = self._key(scn, kid, cfg)
             if key not in self._pending:
                 self._pending[key] = self._pool.submit(_compile, (scn_json, kid, dict(cfg), self.capability))
+
+    def done(self, scn: Scenario, kid: str, cfg: dict) -> bool:
+        """True when the request is not compiling (finished, failed, or never submitted): ``wait`` won't block."""
+        fut = self._pending.get(self._key(scn, kid, cfg))
+        return fut is None or fut.done()
 
     def wait(self, scn: Scenario, requests: Sequence[Request]) -> list[str]:
         t0 = time.perf_counter()

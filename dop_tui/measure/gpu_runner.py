@@ -2,11 +2,17 @@
 
 Before the GPU sees a request, a pool of CPU processes compiles it into Triton's cache
 (``compile_pool.CompilePool``; ``prefetch`` lets the next scenario compile while this one is measured). Then
-one worker process per visible GPU (``CUDA_VISIBLE_DEVICES`` pinned in its init), fed by
-``supervise.WorkerPool``: a kernel that hangs is killed after ``timeout_s`` (``timeout``), one that faults
-takes its worker down (``crash``; a CUDA error poisons the context, so the worker exits on purpose and
-is replaced), and the rest of the batch goes on. In a worker, per scenario: random operands, the float64
-reference and the rotation pool are built once (kept in a quarter of the GPU's memory); each request is then
+one worker process per visible GPU (pinned in its init to one entry of the parent's ``CUDA_VISIBLE_DEVICES``),
+fed by ``supervise.WorkerPool`` from one queue: ``measure_round`` takes a whole round's requests across
+scenarios, and each idle GPU takes the first request whose compile is done, preferring a scenario it has
+already built (so no GPU waits for another's scenario, and operands are built once per GPU). The bar for a
+short graph is the scenario's best full timing on any GPU so far, so it does not depend on which GPU measured
+what; each measurement's ``env["gpu"]`` names the GPU. Workers are supervised: a kernel that hangs is killed
+after ``timeout_s`` (``timeout``), one that faults takes its worker down (``crash``; a CUDA error poisons the
+context, so the worker exits on purpose and is replaced), and the rest of the round goes on.
+
+In a worker, per scenario: random operands, the float64 reference and the rotation pool are built once (kept
+in a quarter of the GPU's memory); each request is then
 
 1. checked: output poisoned (NaN when the op overwrites, random when it accumulates), one run, relative
    error against the reference; above the dtype's tolerance it is ``wrong`` and never timed;
@@ -26,20 +32,31 @@ import math
 import os
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from dop_tui.measure.compile_pool import CompilePool
-from dop_tui.measure.record import Measurement
-from dop_tui.measure.runners import Request, classify_exception, invalid_measurement
+from dop_tui.measure.record import DeviceLoad, Measurement
+from dop_tui.measure.runners import Item, Request, classify_exception, invalid_measurement
 from dop_tui.measure.supervise import Status, WorkerPool
 from dop_tui.scenario import Scenario
 
 CUDA_FAULT_EXIT = 13  # a worker whose CUDA context faulted exits with this code and is replaced
 
 
-def _pin_gpu(slot: int) -> None:
-    os.environ["CUDA_VISIBLE_DEVICES"] = str(slot)
+_GPU = ""  # the CUDA device this worker process is pinned to, as its parent names it
+
+
+def _pin_gpu(slot: int, gpu: str) -> None:
+    global _GPU
+    os.environ["CUDA_VISIBLE_DEVICES"] = _GPU = gpu
+
+
+def visible_gpus(count: int) -> list[str]:
+    """The device ids ``count`` workers pin, one each: the entries of ``CUDA_VISIBLE_DEVICES`` when it is set
+    (ids or UUIDs, in order), else ``0 .. count-1``; more workers than entries share them round-robin."""
+    ids = [x.strip() for x in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if x.strip()]
+    return [ids[i % len(ids)] if ids else str(i) for i in range(count)]
 
 
 class LruCache:
@@ -74,6 +91,7 @@ def _env() -> dict[str, str]:
     import triton
 
     env = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "triton": triton.__version__}
+    env["gpu"] = _GPU or os.environ.get("CUDA_VISIBLE_DEVICES", "0")
     with contextlib.suppress(Exception):  # needs pynvml; clocks are optional
         env["sm_clock_mhz"] = str(torch.cuda.clock_rate())
     return env
@@ -139,9 +157,10 @@ def _gpu_task(task: tuple[dict, str, dict, dict]) -> dict:
         if not err <= TOLERANCE[scn.dtype]:
             return Measurement(scn.key, kid, cfg, "wrong", rel_error=err, **common).to_json()
         slow = opts.get("slow_factor")
+        best = min(st["best_us"], opts.get("best_us", math.inf))  # this worker's, or the runner's over all GPUs
         g = time_graph(
             kid, st["pool"], cfg, calls=opts.get("calls", 100), replays=opts.get("replays", 7),
-            slow_us=slow * st["best_us"] if slow else None,  # inf until a full timing: never short
+            slow_us=slow * best if slow else None,  # inf until a full timing: never short
         )  # fmt: skip
         if not g.short:
             st["best_us"] = min(st["best_us"], g.us)
@@ -187,13 +206,19 @@ class GpuRunner:
             raise RuntimeError("the GPU runner needs a CUDA GPU and none is visible")
         if compile_workers is None:
             compile_workers = max(1, (os.cpu_count() or 2) - workers)
-        major, minor = torch.cuda.get_device_capability()
-        self.compiler = CompilePool(compile_workers, 10 * major + minor) if compile_workers else None
+        self.compiler = None
+        if compile_workers:
+            major, minor = torch.cuda.get_device_capability()
+            self.compiler = CompilePool(compile_workers, 10 * major + minor)
         self.opts = {"calls": calls, "replays": replays, "do_bench": do_bench, "slow_factor": slow_factor}
-        init_args = None  # init(slot) pins the worker to GPU `slot`
-        self.pool = WorkerPool(task_fn, workers=workers, init=_pin_gpu, init_args_per_worker=init_args,
+        self.gpus = visible_gpus(workers)
+        self.pool = WorkerPool(task_fn, workers=workers, init=_pin_gpu, init_args_per_worker=[(g,) for g in self.gpus],
                                timeout_s=timeout_s)  # fmt: skip
         self.pool.start()
+        self._best: dict[str, float] = {}  # scenario key -> best full graph timing on any GPU
+        self._warm: list[set[str]] = [set() for _ in self.gpus]  # scenarios each worker has built
+        self._held: list[str] = [""] * workers  # scenario of the request each worker holds
+        self._done, self._busy = [0] * workers, [0.0] * workers
 
     def prefetch(self, scn: Scenario, requests: Sequence[Request]) -> None:
         """Start compiling ``requests`` on the CPU pool; a later ``measure`` of them waits less."""
@@ -201,33 +226,83 @@ class GpuRunner:
             self.compiler.submit(scn, [(k, c) for k, c in requests if not invalid_measurement(scn, k, c)])
 
     def measure(self, scn: Scenario, requests: Sequence[Request]) -> list[Measurement]:
-        out: list[Measurement | None] = [None] * len(requests)
-        tasks, where = [], []
-        for i, (kid, cfg) in enumerate(requests):
-            bad = invalid_measurement(scn, kid, cfg)
-            if bad:
-                out[i] = bad
-            else:
-                tasks.append((scn.to_json(), kid, dict(cfg), self.opts))
-                where.append(i)
-        if self.compiler:
-            self.compiler.wait(scn, [(t[1], t[2]) for t in tasks])
-        for o in self.pool.map(tasks):
-            i = where[o.index]
-            kid, cfg = requests[i]
-            if o.status == Status.OK:
-                out[i] = Measurement.from_json(o.value)
-            elif o.error_type == "InitError":
-                raise RuntimeError(f"the GPU runner's workers could not start: {o.message}")
-            elif o.status == Status.ERROR:
-                text = f"{o.error_type}: {o.message}"
-                out[i] = Measurement(scn.key, kid, dict(cfg), classify_exception(text), message=text)
-            elif o.status == Status.TIMEOUT:
-                out[i] = Measurement(scn.key, kid, dict(cfg), "timeout", message=o.message)
-            else:
-                fault = " (CUDA fault)" if o.message == f"exit code {CUDA_FAULT_EXIT}" else ""
-                out[i] = Measurement(scn.key, kid, dict(cfg), "crash", message=o.message + fault)
-        return [m for m in out if m is not None]
+        return next(self.measure_round([(scn, requests)]))[1]
+
+    def measure_round(self, items: Sequence[Item]) -> Iterator[tuple[int, list[Measurement]]]:
+        """Every item's measurements, yielded as each item completes; its requests spread over all GPUs."""
+        out: list[list[Measurement | None]] = [[None] * len(reqs) for _, reqs in items]
+        left = [len(reqs) for _, reqs in items]
+        tasks: list[tuple[Scenario, str, dict, dict]] = []
+        where: list[tuple[int, int]] = []
+        for i, (scn, reqs) in enumerate(items):
+            for j, (kid, cfg) in enumerate(reqs):
+                bad = invalid_measurement(scn, kid, cfg)
+                if bad:
+                    out[i][j], left[i] = bad, left[i] - 1
+                else:
+                    tasks.append((scn, kid, dict(cfg), dict(self.opts)))
+                    where.append((i, j))
+            self.prefetch(scn, reqs)
+        for i, n in enumerate(left):
+            if n == 0:
+                yield i, [m for m in out[i] if m is not None]
+        payload = [(scn.to_json(), kid, cfg, opts) for scn, kid, cfg, opts in tasks]
+        task_of = {id(p): t for p, t in zip(payload, tasks, strict=True)}
+
+        def pick(slot: int, pending: Sequence[tuple]) -> int | None:
+            pos = self._pick(slot, [task_of[id(p)] for p in pending])
+            if pos is not None:
+                scn, kid, cfg, opts = task_of[id(pending[pos])]
+                opts["best_us"] = self._best.get(scn.key, math.inf)
+                self._held[slot] = scn.key
+                self._warm[slot].add(scn.key)
+                if self.compiler:
+                    self.compiler.wait(scn, [(kid, cfg)])  # compiled by now: only accounts for it
+            return pos
+
+        for o in self.pool.map(payload, pick=pick):
+            i, j = where[o.index]
+            scn, kid, cfg, _ = tasks[o.index]
+            m = self._outcome(scn, kid, cfg, o)
+            if o.worker >= 0:
+                self._held[o.worker] = ""
+                self._done[o.worker] += 1
+                self._busy[o.worker] += o.seconds
+            if m.status == "ok" and m.us is not None and not m.is_short:
+                self._best[scn.key] = min(self._best.get(scn.key, math.inf), m.us)
+            out[i][j], left[i] = m, left[i] - 1
+            if left[i] == 0:
+                yield i, [m for m in out[i] if m is not None]
+
+    def _pick(self, slot: int, pending: Sequence[tuple[Scenario, str, dict, dict]]) -> int | None:
+        """The pending request an idle worker takes: among those compiled, first one of a scenario it has
+        built, else one no other worker has built, else the first; None while every one is compiling."""
+        ready = [
+            p for p, (scn, kid, cfg, _) in enumerate(pending) if not self.compiler or self.compiler.done(scn, kid, cfg)
+        ]
+        others = set().union(*(w for s, w in enumerate(self._warm) if s != slot))
+        for wanted in (lambda k: k in self._warm[slot], lambda k: k not in others):
+            pos = next((p for p in ready if wanted(pending[p][0].key)), None)
+            if pos is not None:
+                return pos
+        return ready[0] if ready else None
+
+    def _outcome(self, scn: Scenario, kid: str, cfg: dict, o: Any) -> Measurement:
+        if o.status == Status.OK:
+            return Measurement.from_json(o.value)
+        if o.error_type == "InitError":
+            raise RuntimeError(f"the GPU runner's workers could not start: {o.message}")
+        if o.status == Status.ERROR:
+            text = f"{o.error_type}: {o.message}"
+            return Measurement(scn.key, kid, dict(cfg), classify_exception(text), message=text)
+        if o.status == Status.TIMEOUT:
+            return Measurement(scn.key, kid, dict(cfg), "timeout", message=o.message)
+        fault = " (CUDA fault)" if o.message == f"exit code {CUDA_FAULT_EXIT}" else ""
+        return Measurement(scn.key, kid, dict(cfg), "crash", message=o.message + fault)
+
+    def loads(self) -> list[DeviceLoad]:
+        """Each GPU's work in this runner so far, and the scenario it is measuring now."""
+        return [DeviceLoad(f"gpu{g}", self._done[s], self._busy[s], self._held[s]) for s, g in enumerate(self.gpus)]
 
     def close(self) -> None:
         self.pool.close()

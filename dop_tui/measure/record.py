@@ -98,3 +98,13 @@ class Measurement:
         if not isinstance(env, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
             raise ValueError(f"measurement field 'env' must map names to strings, got {env!r}")
         return cls(**d)
+
+
+@dataclass(frozen=True)
+class DeviceLoad:
+    """What one measuring device (a GPU of this host, or ``host/gpu`` of a Ray node) has done in this job."""
+
+    device: str  # "gpu0" (the CUDA index this process sees), "node-ip/gpu0" for a Ray worker
+    measured: int  # requests answered
+    busy_s: float  # seconds it held a request (checking, timing, waiting on its JIT)
+    in_flight: str = ""  # scenario key of the request it holds now, "" when idle

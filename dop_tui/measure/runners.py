@@ -7,12 +7,16 @@ A request is ``(kernel_id, config)``; a sketch config the space rejects is ``inv
 - ``ReplayRunner``: answers from measurements recorded earlier (Kernel Tuner's simulation mode); a request
   never recorded comes back ``unmeasured``, never invented.
 
-The GPU runner (parallel compiles, supervised workers, graph timing) implements the same protocol.
+The GPU runner (parallel compiles, supervised workers, graph timing) and the Ray runner (the GPU runner on
+every GPU of a cluster) implement the same protocol, and also ``measure_round(items)``: a whole round's
+``(scenario, requests)`` items at once, yielding ``(item index, measurements)`` as each item completes, in any
+order, so every device works through one queue with no barrier per scenario. ``measure_round`` below gives
+any runner that form.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Protocol
 
 from dop_tui.measure.check import check_kernel
@@ -22,12 +26,24 @@ from dop_tui.scenario import Scenario
 from dop_tui.space import DEFAULT_DEVICE, SKETCH_BY_ID, Candidate, why_invalid
 
 Request = tuple[str, Mapping[str, int]]
+Item = tuple[Scenario, Sequence[Request]]
 
 
 class Runner(Protocol):
     name: str
 
     def measure(self, scn: Scenario, requests: Sequence[Request]) -> list[Measurement]: ...
+
+
+def measure_round(runner: Runner, items: Sequence[Item]) -> Iterator[tuple[int, list[Measurement]]]:
+    """``(index, measurements)`` of every item: through the runner's own ``measure_round`` when it has one
+    (completion order), else one ``measure`` call per item (item order)."""
+    own = getattr(runner, "measure_round", None)
+    if own is not None:
+        yield from own(items)
+        return
+    for i, (scn, requests) in enumerate(items):
+        yield i, runner.measure(scn, requests)
 
 
 def classify_exception(text: str) -> str:

@@ -11,6 +11,10 @@ sends one task at a time to each idle worker and watches every pipe and process 
 - the worker dies under it: ``crash`` with the signal name ("SIGSEGV") or "exit code 3", and a fresh
   worker takes the slot.
 
+``map`` hands tasks out in order; a ``pick(slot, pending)`` hook may instead choose which pending task an
+idle worker takes (its position), or none yet (``None``: the pool looks again within ``poll_s``), which is how
+a caller keeps tasks back until they are ready and keeps a worker on work it has warmed up.
+
 ``init(slot, *init_args_per_worker[slot])`` runs first in every worker process of a slot, replacements
 included, and a task is sent only once init has finished, so the time limit covers the task alone.
 An init that raises, dies or runs past ``init_timeout_s`` costs no task: the slot is restarted, and after
@@ -25,7 +29,6 @@ import contextlib
 import multiprocessing as mp
 import signal
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -186,19 +189,28 @@ class WorkerPool:
         (outcome,) = self.map([task])
         return outcome
 
-    def map(self, tasks: Iterable[Any]) -> Iterator[Outcome]:
-        """Yield one Outcome per task, in completion order. Closing the iterator early kills busy workers."""
+    def map(
+        self, tasks: Iterable[Any], pick: Callable[[int, Sequence[Any]], int | None] | None = None,
+        poll_s: float = 0.02,
+    ) -> Iterator[Outcome]:  # fmt: skip
+        """Yield one Outcome per task, in completion order. Closing the iterator early kills busy workers.
+        ``pick(slot, pending tasks)``: the position of the task the idle worker of ``slot`` takes, or None."""
         if self._mapping:
             raise RuntimeError("WorkerPool.map is already running")
         self.start()
         self._mapping = True
-        pending = deque(enumerate(tasks))
+        pending = list(enumerate(tasks))
         try:
             while pending or any(w and w.task is not None for w in self._slots):
                 out: list[Outcome] = []
+                held = False  # an idle worker was given nothing by ``pick``
                 for w in self._slots:  # hand a task to every ready idle worker
                     if pending and w and w.ready and w.task is None:
-                        index, task = pending.popleft()
+                        j = 0 if pick is None else pick(w.slot, [t for _, t in pending])
+                        if j is None:
+                            held = True
+                            continue
+                        index, task = pending.pop(j)
                         try:
                             w.conn.send(task)
                         except Exception as exc:  # unpicklable task: nothing was written
@@ -212,7 +224,7 @@ class WorkerPool:
                 if out:
                     yield from out
                     continue
-                for w, item in self._wait():
+                for w, item in self._wait(poll_s if held else None):
                     if self._slots[w.slot] is w:
                         out += self._handle(w, item)
                 out += self._expire()
@@ -251,10 +263,11 @@ class WorkerPool:
         w.conn.close()
         self._slots[w.slot] = None
 
-    def _wait(self) -> list[tuple[_Worker, str]]:
-        """Block until a pipe or sentinel is ready or the nearest deadline; pipes come before sentinels."""
+    def _wait(self, at_most_s: float | None = None) -> list[tuple[_Worker, str]]:
+        """Block until a pipe or sentinel is ready, the nearest deadline or ``at_most_s``; pipes come first."""
         live = [w for w in self._slots if w is not None]
         limits = [w.since + self.timeout_s for w in live if w.task is not None and self.timeout_s is not None]
+        limits += [time.perf_counter() + at_most_s] if at_most_s is not None else []
         limits += [w.since + self.init_timeout_s for w in live if not w.ready and self.init_timeout_s is not None]
         timeout = max(0.0, min(limits) - time.perf_counter()) if limits else None
         ready = set(wait([w.conn for w in live] + [w.proc.sentinel for w in live], timeout))

@@ -1,17 +1,19 @@
 """The tuning loop's events: immutable records, the one stream that the workbench and ``--batch`` consume.
 
 A job yields, in order: ``JobStarted``; per round ``RoundStarted``, ``CandidatesProposed`` (one per scenario
-the scheduler picked), ``Measured``, ``ModelRetrained``, ``NewBest`` (when a scenario's best time drops) and
+the scheduler picked), ``Measured`` (one per scenario, each followed by a ``DeviceProgress`` when the runner
+reports per-device work), ``ModelRetrained``, ``NewBest`` (when a scenario's best time drops) and
 ``RoundDone``; finally ``Finished``. Baselines are measured in round 0, before the search proper. Events hold
 plain data only (no live objects), so a consumer may keep them, send them across threads or print them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from dop_tui.cost.metrics import ModelMetrics
-from dop_tui.measure.record import Measurement
+from dop_tui.measure.record import DeviceLoad, Measurement
 from dop_tui.scenario import Scenario
 from dop_tui.space import Candidate
 
@@ -54,6 +56,26 @@ class Measured:
 
 
 @dataclass(frozen=True)
+class DeviceProgress:
+    round: int
+    elapsed_s: float  # seconds since this run of the job started (a resumed job's earlier time not included)
+    devices: tuple[DeviceLoad, ...]  # one per measuring device, in the runner's order
+
+    def rates(self) -> list[float]:
+        """Requests per minute of each device over this run."""
+        return [60 * d.measured / self.elapsed_s if self.elapsed_s > 0 else 0.0 for d in self.devices]
+
+    def line(self, label: Callable[[str], str] | None = None) -> str:
+        """``gpu0 212/min · gpu1 205/min``; with ``label`` (scenario key -> text) each busy device also names
+        the scenario it measures now."""
+        parts = []
+        for d, rate in zip(self.devices, self.rates(), strict=True):
+            now = f" on {label(d.in_flight)}" if label and d.in_flight else (" idle" if label else "")
+            parts.append(f"{d.device} {rate:.0f}/min{now}")
+        return " · ".join(parts)
+
+
+@dataclass(frozen=True)
 class ModelRetrained:
     round: int
     n_train: int  # timed measurements the model now learns from
@@ -83,4 +105,14 @@ class Finished:
     best: tuple[Measurement, ...] = field(default=())  # best per scenario
 
 
-Event = JobStarted | RoundStarted | CandidatesProposed | Measured | ModelRetrained | NewBest | RoundDone | Finished
+Event = (
+    JobStarted
+    | RoundStarted
+    | CandidatesProposed
+    | Measured
+    | DeviceProgress
+    | ModelRetrained
+    | NewBest
+    | RoundDone
+    | Finished
+)

@@ -6,8 +6,9 @@
 - round 0, the baselines (``space.BASELINES`` of each scenario's op; they do not count toward the budget):
   ``RoundStarted``, one ``Measured`` per scenario, ``RoundDone``. A resume whose prior holds every baseline
   skips it; one that lacks some measures those in its first round;
-- each search round: ``RoundStarted`` (the scenarios the scheduler picked), then per picked scenario
-  ``CandidatesProposed`` (best predicted first) and ``Measured``; then ``ModelRetrained`` (metrics of the
+- each search round: ``RoundStarted`` (the scenarios the scheduler picked), one ``CandidatesProposed`` per
+  picked scenario (best predicted first), then one ``Measured`` per picked scenario; then ``ModelRetrained``
+  (metrics of the
   model on this round's new timed sketch measurements, scored before it trains on them; None while the
   model was untrained), one ``NewBest`` per scenario whose best sketch time dropped, ``RoundDone``;
 - ``Finished``: "budget" (the search measurements reached ``budget``; every status counts, the time was
@@ -24,10 +25,13 @@ the order measured (every completed round) continues exactly as the uninterrupte
 long as the sketch controls are the same and the model trains and scores deterministically (the XGBoost
 model does; untrained, it scores by a hash of seed, scenario and candidate).
 
-When the runner can only answer for some candidates (``runner.candidates(scn)``, as the replay runner),
-each scenario's search stays inside that set; when it can compile ahead (``runner.prefetch``, as the GPU
-runner), a round's requests are all handed to it before the first is measured. The loop never draws and
-never writes files.
+A round's requests go to the runner at once (``runners.measure_round``: the GPU and Ray runners spread them
+over every device, no barrier per scenario); its ``Measured`` events come in the order the scenarios were
+picked, each as soon as it and those before it are complete, so the measurements are taken in the same order
+whatever device finished first. A runner that reports per-device work (``runner.loads()``) gets a
+``DeviceProgress`` after each ``Measured``. When the runner can only answer for some candidates
+(``runner.candidates(scn)``, as the replay runner), each scenario's search stays inside that set. The loop
+never draws and never writes files.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ from dop_tui.measure.record import Measurement
 from dop_tui.scenario import Scenario
 from dop_tui.search.events import (
     CandidatesProposed,
+    DeviceProgress,
     Event,
     Finished,
     JobStarted,
@@ -61,7 +66,7 @@ from dop_tui.space import BASELINES, SKETCH_BY_ID, Candidate, sketches_for
 from dop_tui.space.device import device_for_name
 
 if TYPE_CHECKING:
-    from dop_tui.measure.runners import Runner
+    from dop_tui.measure.runners import Item, Runner
 
 BATCH_SIZE = 8
 ROUND_SIZE = 64  # measurements a round aims at (Ansor's num_measures_per_round)
@@ -177,6 +182,27 @@ def rounds_in(prior: Sequence[Measurement]) -> int:
     return rounds
 
 
+def _in_order(runner: Runner, items: Sequence[Item]) -> Iterator[tuple[int, list[Measurement]]]:
+    """The round's ``(index, measurements)`` in index order, each as soon as every item up to it is done."""
+    from dop_tui.measure.runners import measure_round
+
+    done: dict[int, list[Measurement]] = {}
+    nxt = 0
+    for i, ms in measure_round(runner, items):
+        if len(ms) != len(items[i][1]):
+            raise RuntimeError(f"runner {runner.name} answered {len(ms)} of {len(items[i][1])} requests")
+        done[i] = ms
+        while nxt in done:
+            yield nxt, done.pop(nxt)
+            nxt += 1
+
+
+def _progress(runner: Runner, rnd: int, t0: float) -> Iterator[DeviceProgress]:
+    loads = getattr(runner, "loads", None)
+    if loads is not None:
+        yield DeviceProgress(rnd, time.monotonic() - t0, tuple(loads()))
+
+
 def _scorer(model: Model, scn: Scenario) -> Scorer:
     return lambda cands: [float(x) for x in model.score(scn, [(c.sketch, c.params) for c in cands])] if cands else []
 
@@ -221,7 +247,7 @@ def tune(
     scns = {s.key: s for s in scenarios}
     per_round = scenarios_per_round or max(1, ROUND_SIZE // batch_size)
     spec = device_for_name(device)
-    restrict, prefetch = getattr(runner, "candidates", None), getattr(runner, "prefetch", None)
+    restrict = getattr(runner, "candidates", None)
     allowed = {k: frozenset(restrict(s)) if restrict else None for k, s in scns.items()}
     scheduler = Scheduler(list(scns.values()), batch_size=batch_size, seed=seed)
     state = _State(scns, scheduler)
@@ -231,7 +257,8 @@ def tune(
     if state.train:
         model.fit(state.train)
     rnd = rounds_in(prior) if start_round is None else start_round
-    t0 = time.monotonic() - elapsed_before  # a resumed job's clock goes on
+    run_t0 = time.monotonic()
+    t0 = run_t0 - elapsed_before  # a resumed job's clock goes on
     yield JobStarted(
         dict(job or {}), tuple(scns), budget, strat.name, runner_label or runner.name, device, rnd if prior else 0,
         tuple(scns.values()),
@@ -241,10 +268,11 @@ def tune(
     missing = {k: ids for k, ids in missing.items() if ids}
     if missing and not controls.stop.is_set():
         yield RoundStarted(rnd, tuple(missing), state.used)
-        for key, ids in missing.items():
-            ms = runner.measure(scns[key], [(i, {}) for i in ids])
-            state.take(key, ms)
-            yield Measured(rnd, key, tuple(ms), (None,) * len(ms))
+        keys = list(missing)
+        for i, ms in _in_order(runner, [(scns[k], [(b, {}) for b in missing[k]]) for k in keys]):
+            state.take(keys[i], ms)
+            yield Measured(rnd, keys[i], tuple(ms), (None,) * len(ms))
+            yield from _progress(runner, rnd, run_t0)
         yield RoundDone(rnd, state.used, time.monotonic() - t0)
         rnd += 1
 
@@ -281,17 +309,13 @@ def tune(
         yield RoundStarted(rnd, tuple(p.scenario for p in picked), state.used)
         before = {p.scenario: state.best.get(p.scenario) for p in picked}
         fresh: list[tuple[float, float, str]] = []  # (predicted, us, scenario) of new timed measurements
-        requests = [[(c.sketch, c.params) for c in p.candidates] for p in picked]
-        if prefetch:  # the GPU runner compiles the whole round on its CPU pool while the first is measured
-            for prop, reqs in zip(picked, requests, strict=True):
-                prefetch(scns[prop.scenario], reqs)
-        for prop, reqs in zip(picked, requests, strict=True):
-            yield prop
-            ms = runner.measure(scns[prop.scenario], reqs)
-            if len(ms) != len(reqs):
-                raise RuntimeError(f"runner {runner.name} answered {len(ms)} of {len(reqs)} requests")
+        yield from picked
+        items = [(scns[p.scenario], [(c.sketch, c.params) for c in p.candidates]) for p in picked]
+        for i, ms in _in_order(runner, items):
+            prop = picked[i]
             state.take(prop.scenario, ms)
             yield Measured(rnd, prop.scenario, tuple(ms), prop.predicted)
+            yield from _progress(runner, rnd, run_t0)
             timed = [(p, m) for p, m in zip(prop.predicted, ms, strict=True) if m.status == "ok" and m.us is not None]
             fresh += [(p, m.us, m.scenario) for p, m in timed]
         metrics = None

@@ -21,6 +21,7 @@ from dop_tui.measure.record import Measurement
 from dop_tui.scenario import Scenario, scenario_label
 from dop_tui.search.events import (
     CandidatesProposed,
+    DeviceProgress,
     Event,
     Finished,
     JobStarted,
@@ -146,6 +147,7 @@ class HeaderView:
     scored: int  # scenarios with both a candidate and a baseline timed: best_speedup's coverage
     delta: Ratios | None  # the LoRA delta against the best baseline per case (fused scenarios)
     delta_cases: int  # fused scenarios of the job: the delta's possible coverage
+    devices: str = ""  # per-device rates when several devices measure ("gpu0 212/min · gpu1 205/min")
 
 
 @dataclass(frozen=True)
@@ -234,6 +236,7 @@ class Workbench:
     _baseline_names: dict[str, None] = field(default_factory=dict)
     _reference: dict[str, float] = field(default_factory=dict)  # scenario -> best baseline time
     _round_status: Counter = field(default_factory=Counter)  # statuses measured in the round in flight
+    devices: DeviceProgress | None = None  # the latest per-device report of a runner with several devices
 
     # -- folding events --------------------------------------------------------------------------------
     def apply(self, ev: Event | Prior) -> None:
@@ -263,6 +266,8 @@ class Workbench:
                     self.population[ev.scenario] = dict(ev.population)
             case Measured():
                 self._measured(ev)
+            case DeviceProgress():
+                self.devices = ev if len(ev.devices) > 1 else None
             case ModelRetrained():
                 self._retrained(ev)
             case NewBest():
@@ -278,7 +283,8 @@ class Workbench:
                 self.note(
                     "round",
                     f"round {ev.round}: {self._round_status.total()} {what} ({counts or 'none'}); "
-                    f"{ev.budget_used}/{self.budget} spent at {ev.elapsed_s:.1f} s",
+                    f"{ev.budget_used}/{self.budget} spent at {ev.elapsed_s:.1f} s"
+                    + (f"; {self.devices.line()}" if self.devices else ""),
                 )
             case Finished():
                 self.state, self.finish_reason = "finished", ev.reason
@@ -422,6 +428,7 @@ class Workbench:
             scored,
             delta,
             sum(1 for scn in self.specs.values() if scn.op == "fused"),
+            self.devices.line() if self.devices and self.state == "running" else "",
         )
 
     def node_stats(self, node: str, scenario: str = "") -> NodeStats:

@@ -69,6 +69,8 @@ class JobHeader(Vertical):
         state = Text(f"● {note or view.state}", style=STATE_STYLE.get(view.state, ""))
         if view.round:
             state.append(f"  round {view.round} ", style="bold")
+        if view.devices:
+            state.append(f" {view.devices} ", style="dim")
         self._put("state", state)
 
         bar = self.query_one("#header-budget", ProgressBar)
