@@ -24,9 +24,15 @@ Request = tuple[str, dict]
 
 
 def _compile_process_env() -> None:
-    """A compile process is CPU work: no CUDA context, no GPU memory, and the compiler, not the interpreter."""
+    """A compile process is CPU work: no CUDA context, no GPU memory, the compiler, not the interpreter, and one
+    CPU thread (a pool fills every core not driving a GPU: torch's default of one thread per core in each would
+    take those cores from the GPU workers)."""
     os.environ["CUDA_VISIBLE_DEVICES"] = ""
     os.environ.pop("TRITON_INTERPRET", None)
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import torch
+
+    torch.set_num_threads(1)
 
 
 def _compile(task: tuple[dict, str, dict, int]) -> tuple[int, str]:
