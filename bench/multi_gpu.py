@@ -120,17 +120,20 @@ def main() -> None:
     p.add_argument("--scenarios", type=int, default=24)
     p.add_argument("--configs", type=int, default=4)
     p.add_argument("--tune-seconds", type=int, default=90)
+    p.add_argument("--workers", type=int, default=0, help="GPU workers of the many-worker passes (default: one "
+                   "per GPU; more than the GPUs share them, to look at contention on one GPU)")  # fmt: skip
     args = p.parse_args()
     import torch
 
     args.out.mkdir(parents=True, exist_ok=True)
-    gpus = torch.cuda.device_count()
+    gpus = args.workers or torch.cuda.device_count()
     rng = random.Random(0)
     fam = scenarios(16, decode_only=True)
     step = max(1, len(fam) // args.scenarios)
     picked = fam[::step][: args.scenarios]  # spread over ops, batches and workloads
     work = [(scn, requests(scn, args.configs, rng)) for scn in picked]
-    summary: dict = {"device": torch.cuda.get_device_name(), "gpus": gpus, "scenarios": len(work),
+    summary: dict = {"device": torch.cuda.get_device_name(), "gpus": torch.cuda.device_count(), "workers": gpus,
+                     "scenarios": len(work),
                      "requests": sum(len(r) for _, r in work), "torch": torch.__version__}  # fmt: skip
     path = args.out / "multi_gpu.json"
 
@@ -162,8 +165,9 @@ def main() -> None:
     if args.tune_seconds:
         summary["tune"] = [tune_job(args.out, "0", args.tune_seconds)]
         save()
-        if gpus > 1:
-            summary["tune"].append(tune_job(args.out, ",".join(map(str, range(gpus))), args.tune_seconds))
+        if torch.cuda.device_count() > 1:
+            every = ",".join(map(str, range(torch.cuda.device_count())))
+            summary["tune"].append(tune_job(args.out, every, args.tune_seconds))
             a, b = (t.get("search_per_min") for t in summary["tune"])
             summary["tune_speedup"] = round(b / a, 2) if a and b else None
             log(f"tune speed-up: {summary['tune_speedup']}")
