@@ -40,6 +40,8 @@ from dop_tui.measure.gpu_runner import GpuRunner  # noqa: E402
 from dop_tui.measure.record import Measurement  # noqa: E402
 from dop_tui.scenario import Scenario  # noqa: E402
 
+THREADS: int | None = 1  # --worker-threads
+
 
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
@@ -50,7 +52,7 @@ def timed_pass(
 ) -> tuple[dict, list]:
     """One warm pass: a runner started and ready (one baseline measured) before the clock. ``compile_workers``
     0: no CPU compile pool (the cache is warm after the cold pass, so the pool only costs CPU)."""
-    with GpuRunner(workers=workers, do_bench=False, compile_workers=compile_workers) as runner:
+    with GpuRunner(workers=workers, do_bench=False, compile_workers=compile_workers, worker_threads=THREADS) as runner:
         runner.measure(work[0][0], work[0][1][-1:])
         t0 = time.monotonic()
         if per_scenario:
@@ -120,9 +122,12 @@ def main() -> None:
     p.add_argument("--scenarios", type=int, default=24)
     p.add_argument("--configs", type=int, default=4)
     p.add_argument("--tune-seconds", type=int, default=90)
+    p.add_argument("--worker-threads", type=int, default=1, help="CPU threads of each GPU worker (0: torch's default)")
     p.add_argument("--workers", type=int, default=0, help="GPU workers of the many-worker passes (default: one "
                    "per GPU; more than the GPUs share them, to look at contention on one GPU)")  # fmt: skip
     args = p.parse_args()
+    global THREADS
+    THREADS = args.worker_threads or None
     import torch
 
     args.out.mkdir(parents=True, exist_ok=True)
@@ -133,7 +138,7 @@ def main() -> None:
     picked = fam[::step][: args.scenarios]  # spread over ops, batches and workloads
     work = [(scn, requests(scn, args.configs, rng)) for scn in picked]
     summary: dict = {"device": torch.cuda.get_device_name(), "gpus": torch.cuda.device_count(), "workers": gpus,
-                     "scenarios": len(work),
+                     "worker_threads": THREADS, "scenarios": len(work),
                      "requests": sum(len(r) for _, r in work), "torch": torch.__version__}  # fmt: skip
     path = args.out / "multi_gpu.json"
 

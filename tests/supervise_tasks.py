@@ -50,3 +50,10 @@ def fake_gpu_task(task: tuple) -> dict:
     us = 1.0 + sum(v * (i + 1) for i, v in enumerate(sorted(cfg.values()))) % 97 / 10
     env = {"gpu": os.environ.get("CUDA_VISIBLE_DEVICES", ""), "best_seen": str(opts.get("best_us"))}
     return Measurement(Scenario.from_json(scn_json).key, kid, cfg, "ok", us=us, method="fake", env=env).to_json()
+
+
+def fake_pin_gpu(slot: int, gpu: str, threads: int | None) -> None:
+    """The GPU runner's worker init without a GPU: pins ``gpu``; one named "gone" is not usable."""
+    os.environ["CUDA_VISIBLE_DEVICES"] = gpu
+    if gpu == "gone":
+        raise RuntimeError(f"CUDA device {gpu} is not usable in a worker")

@@ -2,7 +2,7 @@
 tuning loop over it giving the same results as one GPU."""
 
 import pytest
-from supervise_tasks import fake_gpu_task
+from supervise_tasks import fake_gpu_task, fake_pin_gpu
 from test_loop import TinyModel
 
 from dop_tui.measure.gpu_runner import GpuRunner, visible_gpus
@@ -22,14 +22,15 @@ def _scenarios() -> list[Scenario]:
 
 
 def _runner(workers: int) -> GpuRunner:
-    return GpuRunner(workers=workers, compile_workers=0, task_fn=fake_gpu_task, do_bench=False)
+    return GpuRunner(workers=workers, compile_workers=0, task_fn=fake_gpu_task, init_fn=fake_pin_gpu, do_bench=False)
 
 
 def test_visible_gpus_follow_the_parents_list(monkeypatch):
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    assert visible_gpus(2) == ["0", "1"]
+    assert visible_gpus(2, 2) == ["0", "1"]
+    assert visible_gpus(3, 1) == ["0", "0", "0"]  # more workers than GPUs share them, never a GPU that is not there
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3, GPU-ab12")
-    assert visible_gpus(3) == ["3", "GPU-ab12", "3"]
+    assert visible_gpus(3, 2) == ["3", "GPU-ab12", "3"]
 
 
 def test_a_round_spreads_over_every_gpu_and_answers_each_item_once(monkeypatch):
@@ -95,3 +96,16 @@ def test_measure_is_a_round_of_one(workers):
     reqs = [(b.id, {}) for b in BASELINES if b.op == scn.op]
     with _runner(workers) as runner:
         assert [m.kernel for m in runner.measure(scn, reqs)] == [k for k, _ in reqs]
+
+
+def test_a_gpu_that_cannot_start_takes_no_request_from_the_queue(monkeypatch):
+    """A worker whose GPU is unusable fails its init and its slot is given up; it never takes (and fails)
+    requests the good GPU would have measured."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,gone")
+    scn = _scenarios()[0]
+    reqs = [(b.id, {}) for b in BASELINES if b.op == scn.op] * 3
+    with _runner(2) as runner:
+        ms = runner.measure(scn, reqs)
+        loads = runner.loads()
+    assert {m.status for m in ms} == {"ok"} and {m.env["gpu"] for m in ms} == {"0"}
+    assert [d.measured for d in loads] == [len(reqs), 0]

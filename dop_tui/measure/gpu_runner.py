@@ -47,16 +47,27 @@ CUDA_FAULT_EXIT = 13  # a worker whose CUDA context faulted exits with this code
 _GPU = ""  # the CUDA device this worker process is pinned to, as its parent names it
 
 
-def _pin_gpu(slot: int, gpu: str) -> None:
+def _pin_gpu(slot: int, gpu: str, threads: int | None) -> None:
+    """Worker init: see only ``gpu`` (an init error when it cannot be used, so a slot without a GPU is given up
+    instead of failing every request it would take from the queue) and use ``threads`` CPU threads."""
     global _GPU
     os.environ["CUDA_VISIBLE_DEVICES"] = _GPU = gpu
+    if threads:
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    if not torch.cuda.is_available():
+        raise RuntimeError(f"CUDA device {gpu} is not usable in a worker")
 
 
-def visible_gpus(count: int) -> list[str]:
+def visible_gpus(count: int, devices: int) -> list[str]:
     """The device ids ``count`` workers pin, one each: the entries of ``CUDA_VISIBLE_DEVICES`` when it is set
-    (ids or UUIDs, in order), else ``0 .. count-1``; more workers than entries share them round-robin."""
+    (ids or UUIDs, in order), else ``0 .. devices-1``; more workers than devices share them round-robin."""
     ids = [x.strip() for x in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if x.strip()]
-    return [ids[i % len(ids)] if ids else str(i) for i in range(count)]
+    ids = ids or [str(i) for i in range(max(1, devices))]
+    return [ids[i % len(ids)] for i in range(count)]
 
 
 class LruCache:
@@ -189,13 +200,16 @@ class GpuRunner:
     def __init__(
         self, workers: int | None = None, timeout_s: float = 120.0, calls: int = 100, replays: int = 7,
         do_bench: bool | str = True, task_fn: Any = _gpu_task, compile_workers: int | None = None,
-        slow_factor: float | None = 3.0,
+        slow_factor: float | None = 3.0, worker_threads: int | None = 1, init_fn: Any = _pin_gpu,
     ) -> None:  # fmt: skip
         """``do_bench``: True, False or "baselines" (the launch-inclusive figure for those only).
         ``slow_factor``: a candidate whose probe is this many times slower than the best full timing of its
         scenario so far gets a short graph (``timing.time_graph``); None: every candidate gets the full one.
-        ``task_fn`` replaces the worker's task (test harnesses wrap ``_gpu_task`` to add fault kernels);
-        ``compile_workers`` CPU processes compile ahead (default: the CPU cores not driving a GPU; 0: none)."""
+        ``task_fn`` replaces the worker's task (test harnesses wrap ``_gpu_task`` to add fault kernels) and
+        ``init_fn(slot, gpu, worker_threads)`` its init (``_pin_gpu``);
+        ``compile_workers`` CPU processes compile ahead (default: the CPU cores not driving a GPU; 0: none).
+        ``worker_threads``: CPU threads of each GPU worker's torch (None: torch's default, one per core, which
+        several workers and the compile pool would fight over; a worker's CPU work is launching, not maths)."""
         if do_bench not in (True, False, "baselines"):
             raise ValueError(f"do_bench must be True, False or 'baselines', got {do_bench!r}")
         import torch
@@ -211,8 +225,9 @@ class GpuRunner:
             major, minor = torch.cuda.get_device_capability()
             self.compiler = CompilePool(compile_workers, 10 * major + minor)
         self.opts = {"calls": calls, "replays": replays, "do_bench": do_bench, "slow_factor": slow_factor}
-        self.gpus = visible_gpus(workers)
-        self.pool = WorkerPool(task_fn, workers=workers, init=_pin_gpu, init_args_per_worker=[(g,) for g in self.gpus],
+        self.gpus = visible_gpus(workers, torch.cuda.device_count())
+        init_args = [(g, worker_threads) for g in self.gpus]
+        self.pool = WorkerPool(task_fn, workers=workers, init=init_fn, init_args_per_worker=init_args,
                                timeout_s=timeout_s)  # fmt: skip
         self.pool.start()
         self._best: dict[str, float] = {}  # scenario key -> best full graph timing on any GPU
