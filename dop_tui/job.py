@@ -11,8 +11,12 @@ Example (every key but ``ops`` has a default)::
     dtypes = ["bf16"]
     batch_sizes = [1, 8, 16, 32, 64]         # decode: one token per request
     workloads = ["distinct", "uniform", "skewed", "identical"]
-    backend = "replay"                       # gpu | replay | interpret
+    backend = "replay"                       # gpu | replay | interpret | ray
     replay = ["h200-7b-decode.json.gz"]      # the recorded session(s) a replay job answers from
+    ray_address = "local"                    # ray: "local" (a loopback-only cluster for the job), "auto" (the
+                                             # cluster `ray start` runs here) or a head node's "HOST:PORT"
+    ray_measure = "gpu"                      # ray: gpu (every GPU of the cluster) | interpret (CPU workers)
+    ray_workers = 0                          # ray: workers to start (0: one per GPU, or the CPUs less one)
     budget = 2000                            # measurements the search may spend (baselines not counted)
     seed = 0
     strategy = "evolution"                   # evolution | random | genetic | grid
@@ -61,6 +65,9 @@ class Job:
     workloads: tuple[str, ...] = WORKLOADS
     backend: str = "gpu"
     replay: tuple[str, ...] = ()  # session files for the replay backend (the first record of a candidate wins)
+    ray_address: str = "local"
+    ray_measure: str = "gpu"
+    ray_workers: int = 0
     budget: int = 1000
     seed: int = 0
     strategy: str = "evolution"
@@ -90,6 +97,16 @@ class Job:
             raise JobError(f"batch_sizes: decode batch sizes go from 1 to 4096, got {list(self.batch_sizes)}")
         if self.backend not in BACKENDS:
             raise JobError(f"backend: unknown {self.backend!r}; expected one of {', '.join(BACKENDS)}")
+        if self.backend != "ray" and (self.ray_address, self.ray_measure, self.ray_workers) != ("local", "gpu", 0):
+            raise JobError(
+                f'ray_address, ray_measure, ray_workers: only for backend = "ray" (this job: {self.backend})'
+            )
+        if self.ray_measure not in ("gpu", "interpret"):
+            raise JobError(f"ray_measure: unknown {self.ray_measure!r}; expected gpu or interpret")
+        if not self.ray_address:
+            raise JobError('ray_address: expected "local", "auto" or a head node\'s "HOST:PORT"')
+        if self.ray_workers < 0:
+            raise JobError(f"ray_workers: expected 0 (one per GPU) or a positive count, got {self.ray_workers}")
         if self.backend == "replay" and not self.replay:
             raise JobError('replay: a replay job needs the session file(s) to replay (replay = "FILE" or a list)')
         if self.strategy not in STRATEGIES:
@@ -147,6 +164,8 @@ class Job:
         d.update(ranks=list(self.ranks), dtypes=list(self.dtypes), batch_sizes=list(self.batch_sizes),
                  workloads=list(self.workloads), backend=self.backend, budget=self.budget, seed=self.seed,
                  strategy=self.strategy)  # fmt: skip
+        if self.backend == "ray":
+            d.update(ray_address=self.ray_address, ray_measure=self.ray_measure, ray_workers=self.ray_workers)
         if self.replay:  # absolute: a session that records its job resumes from any folder
             paths = [str(p.resolve()) for p in self.replay_paths()]
             d["replay"] = paths[0] if len(paths) == 1 else paths
@@ -170,7 +189,18 @@ def _check_choices(key: str, values: tuple[str, ...], allowed: tuple[str, ...]) 
 
 
 _LIST_KEYS = ("ops", "ranks", "dtypes", "batch_sizes", "workloads", "sketches")
-_SCALARS = {"name": str, "model": str, "backend": str, "budget": int, "seed": int, "strategy": str, "warm_start": str}
+_SCALARS = {
+    "name": str,
+    "model": str,
+    "backend": str,
+    "budget": int,
+    "seed": int,
+    "strategy": str,
+    "warm_start": str,
+    "ray_address": str,
+    "ray_measure": str,
+    "ray_workers": int,
+}
 
 
 def job_from_mapping(d: Mapping[str, Any], source: str = "") -> Job:

@@ -131,6 +131,7 @@ def _run(job: Job, output: Path | None, prior: Session, controls: Any) -> Iterat
         replay_label=job.replay_label(),
         replay_device=next((r.device for r in recorded if r.device), ""),
         do_bench="baselines",
+        ray={"address": job.ray_address, "measure": job.ray_measure, "workers": job.ray_workers},
     )  # a search needs graph times only
     with opened as (runner, label, device):
         model = _model(job)  # after the runner: a GPU job without a GPU fails before any training

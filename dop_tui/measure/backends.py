@@ -14,7 +14,7 @@ from typing import Any
 
 from dop_tui.measure.record import Measurement
 
-BACKENDS = ("gpu", "replay", "interpret")
+BACKENDS = ("gpu", "replay", "interpret", "ray")
 
 
 def gpu_available() -> bool:
@@ -34,6 +34,11 @@ def enable_backend(backend: str) -> None:
     elif backend == "gpu":
         if not gpu_available():
             raise RuntimeError("no CUDA GPU is visible: the gpu backend needs a CUDA GPU (try interpret or replay)")
+    elif backend == "ray":
+        import importlib.util
+
+        if importlib.util.find_spec("ray") is None:
+            raise RuntimeError("the ray backend needs Ray: pip install 'dop-tui[ray]' (on every node of the cluster)")
     elif backend != "replay":
         raise ValueError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
 
@@ -41,11 +46,11 @@ def enable_backend(backend: str) -> None:
 @contextlib.contextmanager
 def open_runner(
     backend: str, *, seed: int = 0, replay: Iterable[Measurement] = (), replay_label: str = "replay",
-    replay_device: str = "", do_bench: bool | str = True,
+    replay_device: str = "", do_bench: bool | str = True, ray: dict[str, Any] | None = None,
 ) -> Iterator[tuple[Any, str, str]]:  # fmt: skip
     """``(runner, label, device)`` of ``backend``: a replay of the ``replay`` measurements (recorded on
-    ``replay_device``, labelled ``replay_label``), the interpreter, or the GPU runner (closed on exit;
-    ``do_bench`` as it takes it)."""
+    ``replay_device``, labelled ``replay_label``), the interpreter, the GPU runner, or the Ray runner with
+    ``ray`` (``address``, ``measure``, ``workers``) (closed on exit; ``do_bench`` as the GPU runner takes it)."""
     enable_backend(backend)
     if backend == "replay":
         from dop_tui.measure.runners import ReplayRunner
@@ -55,6 +60,14 @@ def open_runner(
         from dop_tui.measure.runners import InterpretRunner
 
         yield InterpretRunner(seed), "interpret", "CPU (Triton interpreter, correctness only)"
+    elif backend == "ray":
+        from dop_tui.measure.ray_runner import RayRunner
+
+        opts = dict(ray or {})
+        with RayRunner(opts.get("address", "local"), measure=opts.get("measure", "gpu"),
+                       workers=opts.get("workers") or None, do_bench=do_bench, seed=seed) as runner:  # fmt: skip
+            n = len(runner.loads())
+            yield runner, f"ray ({opts.get('address', 'local')}, {n} workers)", " + ".join(runner.devices)
     else:
         import torch
 
