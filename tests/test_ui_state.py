@@ -186,3 +186,22 @@ def test_a_reopened_session_keeps_its_rounds_and_its_clock() -> None:
     fit = wb.fitness_view(Scope())
     assert fit.rounds == [1, 2] and fit.best_so_far == [pytest.approx(8 / 5), pytest.approx(8 / 2)]
     assert (wb.round, wb.budget_used, wb.elapsed_s) == (2, 5, 7.5)
+
+
+def test_several_devices_show_their_rates_while_running_and_in_each_round_line() -> None:
+    from dop_tui.measure.record import DeviceLoad
+    from dop_tui.search.events import DeviceProgress
+
+    wb = Workbench()
+    wb.apply(JobStarted({"name": "two"}, (A,), 100, "evolution", "gpu", "NVIDIA H200"))
+    wb.apply(RoundStarted(1, (A,), 0))
+    wb.apply(DeviceProgress(1, 30.0, (DeviceLoad("gpu0", 100, 29.0, A), DeviceLoad("gpu1", 90, 28.0))))
+    assert wb.header_view().devices == "gpu0 200/min · gpu1 180/min"
+    wb.apply(RoundDone(1, 190, 30.0))
+    assert wb.log[-1].text.endswith("; gpu0 200/min · gpu1 180/min")
+    wb.apply(Finished("budget", 190, 31.0))
+    assert wb.header_view().devices == ""  # rates of a job that no longer runs would mislead
+    one = Workbench()
+    one.apply(JobStarted({"name": "one"}, (A,), 100, "evolution", "gpu", "NVIDIA H200"))
+    one.apply(DeviceProgress(1, 30.0, (DeviceLoad("gpu0", 100, 29.0, A),)))
+    assert one.header_view().devices == ""  # one device: the header's rate says it all

@@ -25,6 +25,7 @@ import contextlib
 import json
 import logging
 import os
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -129,10 +130,11 @@ class RayRunner:
         if ray.is_initialized():
             raise RuntimeError("this process is already connected to a Ray cluster; the Ray runner makes its own")
         init: dict[str, Any] = {"log_to_driver": False, "include_dashboard": False, "logging_level": logging.WARNING}
-        if self._own:
-            ray.init(num_cpus=num_cpus or os.cpu_count() or 2, **init)
-        else:
-            ray.init(address=address, **init)
+        with _stderr_with_fd():
+            if self._own:
+                ray.init(num_cpus=num_cpus or os.cpu_count() or 2, **init)
+            else:
+                ray.init(address=address, **init)
         try:
             self._actors = self._start(ray, measure, workers, timeout_s, do_bench, seed)
         except BaseException:
@@ -267,11 +269,27 @@ class RayRunner:
         self.close()
 
 
+@contextlib.contextmanager
+def _stderr_with_fd() -> Iterator[None]:
+    """``ray.init`` enables faulthandler on ``sys.stderr``, which needs a file descriptor: the workbench captures
+    stderr with an object that has none, so Ray sees the process's own stderr meanwhile."""
+    try:
+        usable = sys.stderr.fileno() >= 0
+    except (AttributeError, OSError, ValueError):
+        usable = False
+    if usable or sys.__stderr__ is None:
+        yield
+        return
+    saved, sys.stderr = sys.stderr, sys.__stderr__
+    try:
+        yield
+    finally:
+        sys.stderr = saved
+
+
 def _import_ray(local: bool) -> Any:
     """``ray``, imported with ``LOOPBACK_ENV`` set when this process starts a local cluster. ``RuntimeError``
     when Ray is missing, or was imported earlier without it (the cluster would listen on every interface)."""
-    import sys
-
     if local:
         key, value = LOOPBACK_ENV
         if "ray" in sys.modules and os.environ.get(key) != value:
