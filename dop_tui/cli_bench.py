@@ -60,8 +60,8 @@ def search(
         f"--scenarios {scenarios} --batch-size {batch_size}"
     )
     with console.status("replaying...") as status:
-        result = compare(sess, strategies=names, seeds=range(seeds), budget=budget, early=early,
-                         scenarios=scenarios or None, batch_size=batch_size,
+        result = compare(sess.scenarios, sess.measurements, strategies=names, seeds=range(seeds), budget=budget,
+                         early=early, scenarios=scenarios or None, batch_size=batch_size,
                          progress=lambda s, i: status.update(f"{s}, seed {i}"))  # fmt: skip
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)

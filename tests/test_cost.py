@@ -14,6 +14,7 @@ from dop_tui.measure.roofline import roofline
 from dop_tui.scenario import make_scenario
 from dop_tui.session.store import load
 from dop_tui.space import BASELINES, DEFAULT_DEVICE, SKETCHES, sample
+from dop_tui.space.device import device_for_name
 
 SESSION = Path(__file__).parents[1] / "sessions" / "h200-decode-foundation.json.gz"
 COL = {n: i for i, n in enumerate(feature_names())}
@@ -189,8 +190,8 @@ def test_save_load_round_trip(session, split, tmp_path):
         CostModel.load(tmp_path / "bad.json")
 
 
-def test_from_session_warm_start(session):
-    model = CostModel.from_session(session, seed=1)
+def test_warm_start_from_a_sessions_examples(session):
+    model = CostModel.warm_started(session.examples(), seed=1, device=device_for_name(session.device))
     assert model.trained and model.seed == 1
     assert model.n_train == sum(is_trainable(m) for m in session.measurements) > 32
     assert model.device.name == "H200"

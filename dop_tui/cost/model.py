@@ -38,9 +38,7 @@ import xgboost as xgb
 from dop_tui.cost.features import feature_names, featurize_many
 from dop_tui.measure.record import Measurement
 from dop_tui.scenario import Scenario
-from dop_tui.session.store import Session
-from dop_tui.session.store import load as load_session
-from dop_tui.space.device import DEFAULT_DEVICE, DeviceSpec, device_for_name
+from dop_tui.space.device import DEFAULT_DEVICE, DeviceSpec
 
 OBJECTIVES = ("rank", "regression")
 FORMAT = "dop-cost-model"
@@ -148,7 +146,7 @@ class CostModel:
 
     def fit(self, data: Iterable[tuple[Scenario, Measurement]]) -> None:
         """Retrain from scratch on the trainable measurements of ``data`` (``is_trainable``), plus those of the
-        session the model was warm-started from (``from_session``), so a warm start informs the whole job."""
+        examples the model was warm-started with (``warm_started``), so a warm start informs the whole job."""
         pairs = [*self._warm, *data]
         self.fit_set(training_set(((s, m) for s, m in pairs if is_trainable(m, screening=self.screening)), self.device))
 
@@ -223,14 +221,10 @@ class CostModel:
         return model
 
     @classmethod
-    def from_session(cls, path_or_session: str | Path | Session, **kw: Any) -> CostModel:
-        """Warm start: a model fitted on a session's measurements (device from the session unless given); they
-        stay in its training data when it is retrained on new measurements."""
-        session = path_or_session if isinstance(path_or_session, Session) else load_session(path_or_session)
-        kw.setdefault("device", device_for_name(session.device))
+    def warm_started(cls, examples: Iterable[tuple[Scenario, Measurement]], **kw: Any) -> CostModel:
+        """Warm start: a model fitted on earlier ``(scenario, measurement)`` pairs (a session's, say); they stay
+        in its training data when it is retrained on new measurements. ``kw`` as the constructor takes them."""
         model = cls(**kw)
-        model._warm = [
-            (session.scenarios[m.scenario], m) for m in session.measurements if m.scenario in session.scenarios
-        ]
+        model._warm = list(examples)
         model.fit(())
         return model

@@ -33,7 +33,8 @@ class ExportError(ValueError):
 
 def kernel_ref(m: Measurement) -> dict[str, Any]:
     """Where a measured sketch's launcher lives in ``kernels/``, and its config."""
-    module, launcher = SKETCH_BY_ID[m.kernel].entry.split(":")
+    entry = SKETCH_BY_ID[m.kernel].entry
+    module, launcher = entry.module, entry.function
     return {"op": m.kernel.split("/")[0], "sketch": m.kernel, "module": module, "launcher": launcher,
             "config": {k: int(v) for k, v in m.config.items()}}  # fmt: skip
 

@@ -14,7 +14,6 @@ loads on first use.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -29,8 +28,7 @@ def resolve(kernel_id: str) -> Launcher:
     spec = SKETCH_BY_ID.get(kernel_id) or BASELINE_BY_ID.get(kernel_id)
     if spec is None:
         raise ValueError(f"unknown kernel {kernel_id!r}")
-    module, func = spec.entry.split(":")
-    return getattr(importlib.import_module(f"dop_tui.kernels.{module}"), func)
+    return spec.entry.resolve()
 
 
 def launch_args(kernel_id: str, ops: Operands, config: Mapping[str, int] | None = None) -> tuple[tuple, dict[str, Any]]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,7 +31,6 @@ from dop_tui.scenario import Scenario
 from dop_tui.search.events import Measured
 from dop_tui.search.loop import BATCH_SIZE, tune
 from dop_tui.search.strategies import Problem, make_strategy
-from dop_tui.session.store import Session
 from dop_tui.space import SKETCH_BY_ID, sketches_for
 
 TOLERANCE = 0.02
@@ -87,12 +86,12 @@ class Comparison:
     summaries: tuple[Summary, ...]
 
 
-def pick_scenarios(session: Session, k: int | None) -> list[Scenario]:
-    """``k`` scenarios spread evenly over the session's sorted keys (all when ``k`` is None or too large)."""
-    keys = sorted(session.scenarios)
+def pick_scenarios(recorded: Mapping[str, Scenario], k: int | None) -> list[Scenario]:
+    """``k`` scenarios spread evenly over the sorted keys of ``recorded`` (all when ``k`` is None or too large)."""
+    keys = sorted(recorded)
     if k is not None and 0 < k < len(keys):
         keys = [keys[i * len(keys) // k] for i in range(k)]
-    return [session.scenarios[key] for key in keys]
+    return [recorded[key] for key in keys]
 
 
 def targets(runner: ReplayRunner, scenarios: Sequence[Scenario]) -> dict[str, float]:
@@ -166,7 +165,8 @@ def summarise(strategy: str, runs: Sequence[Run], budget: int) -> Summary:
 
 
 def compare(
-    session: Session,
+    recorded: Mapping[str, Scenario],
+    measurements: Sequence[Measurement],
     *,
     strategies: Sequence[str] = ("evolution", "random", "genetic", "grid"),
     seeds: Sequence[int] = tuple(range(10)),
@@ -177,12 +177,13 @@ def compare(
     tolerance: float = TOLERANCE,
     progress=None,
 ) -> Comparison:
-    """Run every strategy with every seed on ``scenarios`` of the session (None: all) in replay.
+    """Run every strategy with every seed on ``scenarios`` of a recorded session (its scenarios by key and its
+    measurements in order; None: all of them) in replay.
     ``progress(strategy, seed)`` is called before each run."""
     for s in strategies:
         make_strategy(s)
-    runner = ReplayRunner(session.measurements)
-    chosen = pick_scenarios(session, scenarios)
+    runner = ReplayRunner(measurements)
+    chosen = pick_scenarios(recorded, scenarios)
     goal = targets(runner, chosen)
     chosen = [s for s in chosen if s.key in goal]
     runs = []

@@ -46,6 +46,10 @@ class Session:
     rounds: list[dict[str, Any]] = field(default_factory=list)  # per search round: budget, time, model metrics
     finished: str = ""  # why the job ended ("budget", "stopped", "exhausted"); empty while running or killed
 
+    def examples(self) -> list[tuple[Scenario, Measurement]]:
+        """Each measurement with its scenario, in the order measured (those of scenarios the session holds)."""
+        return [(self.scenarios[m.scenario], m) for m in self.measurements if m.scenario in self.scenarios]
+
     def add(self, scn: Scenario, measurements: list[Measurement]) -> None:
         self.scenarios.setdefault(scn.key, scn)
         self.measurements.extend(measurements)

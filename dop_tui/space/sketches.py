@@ -1,4 +1,5 @@
-"""The sketch tree: op -> family -> sketch, each leaf with parameter domains and legality rules.
+"""The sketch tree: op -> family -> sketch. Each leaf is the one home of a sketch: its launcher (``entry``), its
+grid model (``grid``, for the cost model), its parameter domains and its legality rules.
 
 A sketch fixes a kernel's structure (how segments map to programs, split-K or not, tensor-core ``tl.dot``
 or an FMA reduction, one launch or two); its parameters are the implementation details. A rule returns
@@ -9,11 +10,15 @@ next power of two of the dimension it tiles, a split-K piece with no K to reduce
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from dop_tui.scenario import Scenario
+from dop_tui.space import grid
 from dop_tui.space.device import DeviceSpec
+from dop_tui.space.grid import DOT_MIN, GridModel, next_pow2
 
 Rule = Callable[[Scenario, Mapping[str, int], DeviceSpec], "str | None"]
 
@@ -21,16 +26,26 @@ WARPS = (1, 2, 4, 8)
 STAGES = (1, 2, 3, 4)
 # Cache policy of the adapter-weight loads: 0 default, 1 evict_first (streamed), 2 evict_last (kept in L2).
 WEIGHT_HINT = (0, 1, 2)
-DOT_MIN = 16
 MAX_FP32_PER_THREAD = 128  # broadcast-reduce tiles beyond this spill registers
-
-
-def next_pow2(n: int) -> int:
-    return 1 << max(0, (n - 1).bit_length())
 
 
 def cdiv(a: int, b: int) -> int:
     return -(-a // b)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A launcher ``kernels/<module>.py:<function>``, imported on first use (the space loads without triton, so
+    the interpreter can still be switched on). Called as the launcher itself."""
+
+    module: str
+    function: str
+
+    def resolve(self) -> Callable[..., Callable[[], None]]:
+        return getattr(importlib.import_module(f"dop_tui.kernels.{self.module}"), self.function)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Callable[[], None]:
+        return self.resolve()(*args, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -39,7 +54,8 @@ class Sketch:
     family: str
     name: str
     doc: str
-    entry: str  # "module:function" under dop_tui.kernels, binding (Operands, config) to a launch closure
+    entry: Entry  # the launcher in kernels/
+    grid: GridModel  # what its launch does with a config: programs, steps, bytes (the cost model's features)
     params: tuple[tuple[str, tuple[int, ...]], ...]
     rules: tuple[Rule, ...]
 
@@ -191,7 +207,8 @@ SKETCHES: tuple[Sketch, ...] = (
         "tile",
         "dot",
         "one program per (segment, row tile, rank tile); tl.dot over the whole K",
-        "shrink:bind_tile_dot",
+        Entry("shrink", "bind_tile_dot"),
+        grid.shrink_dot,
         (
             ("BLOCK_M", (16, 32, 64, 128)),
             ("BLOCK_N", (16, 32, 64, 128)),
@@ -213,7 +230,8 @@ SKETCHES: tuple[Sketch, ...] = (
         "splitk",
         "dot",
         "one program per (segment, row tile, rank tile, K split); tl.dot, fp32 atomic reduction",
-        "shrink:bind_splitk_dot",
+        Entry("shrink", "bind_splitk_dot"),
+        grid.shrink_dot,
         (
             ("BLOCK_M", (16, 32, 64, 128)),
             ("BLOCK_N", (16, 32, 64, 128)),
@@ -239,7 +257,8 @@ SKETCHES: tuple[Sketch, ...] = (
         "fma",
         "one program per (segment, rank tile, K split) walking the segment's tokens BLOCK_T at a time; "
         "no tensor cores, each adapter tile read once per token group",
-        "shrink:bind_gemv",
+        Entry("shrink", "bind_gemv"),
+        grid.shrink_gemv,
         (
             ("BLOCK_T", (1, 2, 4, 8)),
             ("BLOCK_N", (4, 8, 16, 32, 64)),
@@ -263,7 +282,8 @@ SKETCHES: tuple[Sketch, ...] = (
         "tile",
         "dot",
         "one program per (segment, row tile, column tile, projection); tl.dot over the rank",
-        "expand:bind_tile_dot",
+        Entry("expand", "bind_tile_dot"),
+        grid.expand_tile,
         (
             ("BLOCK_M", (16, 32, 64, 128)),
             ("BLOCK_N", (32, 64, 128, 256)),
@@ -286,7 +306,8 @@ SKETCHES: tuple[Sketch, ...] = (
         "fma",
         "one program per (segment, column tile, projection): the B tile is loaded once and applied to "
         "the segment's tokens BLOCK_T at a time; no tensor cores",
-        "expand:bind_gemv",
+        Entry("expand", "bind_gemv"),
+        grid.expand_gemv,
         (
             ("BLOCK_T", (1, 2, 4, 8)),
             ("BLOCK_N", (32, 64, 128, 256, 512, 1024)),
@@ -306,7 +327,8 @@ SKETCHES: tuple[Sketch, ...] = (
         "segments",
         "fewer, fuller programs: each program walks SEGS_PER_PROG consecutive segments for one column "
         "tile, with tl.dot (USE_DOT=1) or an FMA reduction per token (USE_DOT=0)",
-        "expand:bind_walk",
+        Entry("expand", "bind_walk"),
+        grid.expand_walk,
         (
             ("SEGS_PER_PROG", (2, 4, 8, 16, 32)),
             ("BLOCK_M", (16, 32, 64)),
@@ -336,7 +358,8 @@ SKETCHES: tuple[Sketch, ...] = (
         "dot",
         "one launch for the LoRA delta: each program computes x_tile @ A^T (rank-r, in registers) for its "
         "row tile and applies it to its share (1/N_SPLIT) of one projection's output columns",
-        "fused:bind_tile_dot",
+        Entry("fused", "bind_tile_dot"),
+        grid.fused_tile,
         (
             ("BLOCK_M", (16, 32, 64)),
             ("BLOCK_K", (32, 64, 128, 256)),
@@ -361,7 +384,8 @@ SKETCHES: tuple[Sketch, ...] = (
         "fma",
         "one launch, no tensor cores: each program reduces its segment's tokens (BLOCK_T at a time) "
         "against A into the rank-r intermediate, then applies it to its share of the output columns",
-        "fused:bind_gemv",
+        Entry("fused", "bind_gemv"),
+        grid.fused_gemv,
         (
             ("BLOCK_T", (1, 2, 4, 8)),
             ("BLOCK_K", (64, 128, 256, 512)),
@@ -390,7 +414,8 @@ VLLM_SKETCHES = (
         "vllm",
         "triton",
         "vLLM's lora_shrink (token-sorted gather, split-K with fp32 atomics) with a config in vLLM's keys",
-        "baselines_vllm:bind_shrink_sketch",
+        Entry("baselines_vllm", "bind_shrink_sketch"),
+        grid.vllm_keys(grid.shrink_dot),
         (
             ("block_m", (16, 32, 64)),
             ("block_n", (16, 32)),
@@ -415,7 +440,8 @@ VLLM_SKETCHES = (
         "triton",
         "vLLM's lora_expand (token-sorted gather, one program per row x column tile and adapter) with a config "
         "in vLLM's keys",
-        "baselines_vllm:bind_expand_sketch",
+        Entry("baselines_vllm", "bind_expand_sketch"),
+        grid.vllm_keys(grid.expand_tile),
         (
             ("block_m", (16, 32, 64)),
             ("block_n", (32, 64, 128, 256)),
@@ -437,12 +463,12 @@ SKETCH_BY_ID = {s.id: s for s in SKETCHES}
 
 @dataclass(frozen=True)
 class Baseline:
-    """A fixed kernel we always compare against; ``entry`` binds (Operands) to a launch closure."""
+    """A fixed kernel we always compare against; ``entry`` is its launcher."""
 
     name: str
     op: str
     doc: str
-    entry: str
+    entry: Entry
 
     @property
     def id(self) -> str:
@@ -450,7 +476,7 @@ class Baseline:
 
 
 BASELINES: tuple[Baseline, ...] = tuple(
-    Baseline(name, op, doc, f"{mod}:bind_{op}{suffix}")
+    Baseline(name, op, doc, Entry(mod, f"bind_{op}{suffix}"))
     for name, mod, suffix, doc in (
         ("vllm", "baselines_vllm", "", "vLLM's Triton LoRA ops with their default configs (token-sorted gather)"),
         (

@@ -41,7 +41,7 @@ def kernel_source(kernel: str, config: dict[str, int]) -> tuple[str, str, str]:
     spec = SKETCH_BY_ID.get(kernel) or BASELINE_BY_ID.get(kernel)
     if spec is None:
         return kernel, "-", "(unknown kernel)"
-    module, launcher = spec.entry.split(":")
+    module, launcher = spec.entry.module, spec.entry.function
     found = importlib.util.find_spec(f"dop_tui.kernels.{module}")
     path = Path(found.origin) if found and found.origin else None
     if path is None or not path.is_file():
