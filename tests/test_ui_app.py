@@ -419,3 +419,32 @@ async def test_export_and_kernel_source_from_the_workbench(tmp_path: Path) -> No
         assert "@triton.jit" in app.screen.source and row.kernel in app.screen.title_text
         await pilot.press("escape")
         assert not isinstance(app.screen, KernelScreen)
+
+
+async def test_an_80x24_terminal_keeps_leaderboard_rows_and_every_dialog_reachable(tmp_path: Path) -> None:
+    """At 80x24 the charts shrink so the leaderboard shows rows with their times, the new-job form scrolls to
+    its Start button, and the open dialog's tree leaves its buttons on screen."""
+    app = _app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await finish(pilot)
+        assert app.screen.has_class("-short")
+        table = app.query_one("#leaderboard-table")
+        assert table.row_count > 0 and table.size.height >= 3  # a header and at least two rows
+        assert {"us", "vs best"} <= {str(c.label) for c in table.columns.values()}
+        await pilot.press("n")
+        await pilot.pause()
+        form = app.screen
+        assert isinstance(form, NewJobScreen)
+        start = form.query_one("#job-start")
+        form.set_focus(start)
+        await pilot.pause()
+        assert start.region.bottom <= 24 and start.region.height > 0  # scrolled into view
+        await pilot.press("escape")
+        await pilot.press("o")
+        await pilot.pause()
+        assert isinstance(app.screen, OpenScreen)
+        assert app.screen.query_one("#open-ok").region.bottom <= 24
+    tall = _app(tmp_path, autostart=False)
+    async with tall.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert not tall.screen.has_class("-short")

@@ -58,6 +58,7 @@ from dop_tui.ui.widgets.sketch_tree import SketchTree
 # An empty Triton kernel in a CUDA graph on the H200 (DESIGN.md section 2); `dop calibrate` measures it.
 DEFAULT_LAUNCH_US = 0.69
 REDRAW_S = 0.2
+SHORT_ROWS = 32  # terminal rows below which the layout gives the charts less room
 
 
 def autosave_dir() -> Path:
@@ -167,6 +168,7 @@ class DopApp(App[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        self._fit_height()
         self.set_interval(REDRAW_S, self._redraw_if_dirty)
         self.set_interval(1.0, self._tick)
         self.query_one(SketchTree).focus()
@@ -357,6 +359,11 @@ class DopApp(App[None]):
     # -- drawing -----------------------------------------------------------------------------------------
     def on_resize(self) -> None:
         self._dirty = True  # the leaderboard's columns and the charts' legends depend on the width
+        self._fit_height()
+
+    def _fit_height(self) -> None:
+        """Below ``SHORT_ROWS`` rows the charts shrink (z zooms one) so the leaderboard keeps rows to show."""
+        self.screen_stack[0].set_class(self.size.height < SHORT_ROWS, "-short")
 
     def _redraw_if_dirty(self) -> None:
         if self._dirty:

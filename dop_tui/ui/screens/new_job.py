@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
@@ -101,7 +101,7 @@ class NewJobScreen(ModalScreen[tuple[Job, dict[str, Any]] | None]):
 
     def compose(self) -> ComposeResult:
         v = self.values
-        with Vertical(id="new-job", classes="dialog") as box:
+        with VerticalScroll(id="new-job", classes="dialog") as box:
             box.border_title = "New tuning job"
             with Horizontal(classes="row"):
                 yield Label("name", classes="key")

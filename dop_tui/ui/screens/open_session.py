@@ -67,6 +67,16 @@ class OpenScreen(ModalScreen[StartJob | None]):
                 yield Button("Open", id="open-ok", variant="primary")
                 yield Button("Cancel", id="open-cancel")
 
+    def on_mount(self) -> None:
+        self._fit()
+
+    def on_resize(self) -> None:
+        self._fit()
+
+    def _fit(self) -> None:
+        """The file tree takes what the terminal leaves (16 rows at most, 4 at least), so the buttons show."""
+        self.query_one(JobFiles).styles.height = max(4, min(16, self.app.size.height - 18))
+
     @on(Select.Changed, "#open-place")
     def _place(self, event: Select.Changed) -> None:
         self.query_one(JobFiles).path = event.value

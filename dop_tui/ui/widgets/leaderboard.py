@@ -13,6 +13,20 @@ from dop_tui.ui.messages import ScopeChanged
 from dop_tui.ui.state import LeaderRow, scenario_labels, short_config
 
 ALL = "*"  # the picker's "every scenario" value (Select needs a non-blank value)
+
+
+def squeeze(label: str, width: int) -> str:
+    """A scenario label cut to ``width`` from the middle: its tail (tokens and workload) tells rows apart."""
+    if len(label) <= width:
+        return label
+    op, shape, *rest = [*label.split(" "), "", ""]
+    tail = " ".join(x for x in rest if x)
+    head = f"{op[:3]} {shape}"
+    if len(head) + 1 + len(tail) > width:
+        head = head[: max(0, width - len(tail) - 2)] + "…"
+    return f"{head} {tail}"[:width]
+
+
 WIDTHS = {"#": 2, "sketch": 13, "config": 30, "us": 6, "vs best": 7, "floor": 5}  # at least, padding aside
 
 
@@ -73,12 +87,20 @@ class Leaderboard(Vertical):
         the speedup over the best one)."""
         first = "#" if one else "scenario"
 
-        def fits(cols: tuple[str, ...]) -> bool:
-            return sum(widths[c] + 2 for c in cols) <= self.size.width
+        room = self.size.width
 
-        cols = (first, "sketch", "us", "vs best", "floor")
+        def fits(cols: tuple[str, ...]) -> bool:
+            return sum(widths[c] + 2 for c in cols) <= room
+
         if fits(with_config := (first, "sketch", "config", "us", "vs best", "floor")):
             cols = with_config
+        else:  # narrower: the time and the speedup stay; then the sketch; the scenario column gives way last
+            cols = next((c for c in ((first, "sketch", "us", "vs best", "floor"), (first, "us", "vs best", "sketch"))
+                         if fits(c)), (first, "us", "vs best"))  # fmt: skip
+            spare = room - 2 - sum(widths[c] + 2 for c in cols)  # a cut table also shows its scrollbar
+            if spare < 0 and self.size.width:
+                widths[first] = max(12, widths[first] + spare)
+            return cols
         per_baseline = (*(c for c in cols if c not in ("vs best", "floor")), *baselines, "floor")
         return per_baseline if baselines and fits(per_baseline) else cols
 
@@ -93,6 +115,8 @@ class Leaderboard(Vertical):
         if not one:
             widths["scenario"] = max(widths["scenario"], max(map(len, self.labels.values()), default=0))
         columns = self._fit(one, baselines, widths)
+        if not one:
+            cells["scenario"] = [squeeze(x, widths["scenario"]) for x in cells["scenario"]]
         shape = (columns, tuple(widths[c] for c in columns))
         self.baselines = baselines
         if rows == self.rows and shape == self._columns:
