@@ -448,3 +448,21 @@ async def test_an_80x24_terminal_keeps_leaderboard_rows_and_every_dialog_reachab
     async with tall.run_test(size=SIZE) as pilot:
         await pilot.pause()
         assert not tall.screen.has_class("-short")
+
+
+async def test_charts_name_their_units_mark_baselines_by_shape_and_label_the_roofs(tmp_path: Path) -> None:
+    from dop_tui.ui.widgets.chart import BASELINE_STYLE, baseline_style, times_ticks
+
+    assert len({mark for _, mark in BASELINE_STYLE.values()}) == len(BASELINE_STYLE)  # one shape per baseline
+    assert baseline_style("new-system") == ("white", "n")
+    assert times_ticks(1.0, 2.5, 4) == ([1.0, 1.5, 2.0, 2.5], ["1.00x", "1.50x", "2.00x", "2.50x"])
+    app = _app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await finish(pilot)
+        roof = _plain(app.query_one(RooflineChart))
+        assert "TFLOP/s" in roof and "TB/s" in roof and "FLOP per byte" in roof
+        legend = str(app.query_one("#roofline-pane").border_subtitle)
+        assert all(baseline_style(n)[1] in legend for n in app.state.baseline_names)
+        fitness = _plain(app.query_one(FitnessChart))
+        assert "round" in fitness and "x┤" in fitness  # speedup ticks carry their unit
+        assert "predicted score" in _plain(app.query_one(CostChart))

@@ -8,6 +8,26 @@ from textual.widget import Widget
 from textual_plotext import PlotextPlot
 from textual_plotext.plot import Plot
 
+# Each baseline has a colour and a mark of its own (charts tell series apart by shape as well as colour).
+BASELINE_STYLE = {"vllm": ("red", "v"), "vllm-tuned": ("magenta", "V"), "sglang": ("orange", "s"),
+                  "punica": ("gray", "p"), "torch": ("white", "t")}  # fmt: skip
+MARKUP_COLORS = {"red": "ansi_red", "magenta": "ansi_magenta", "orange": "#ff8700", "gray": "ansi_white",
+                 "white": "ansi_bright_white"}  # fmt: skip
+TITLE_ROWS = 9  # a chart at least this tall names its left axis in a title row
+
+
+def baseline_style(name: str) -> tuple[str, str]:
+    """(plotext colour, one-character mark) of a baseline; an unknown one gets white and its first letter."""
+    return BASELINE_STYLE.get(name, ("white", name[:1] or "?"))
+
+
+def times_ticks(lo: float, hi: float, n: int = 4) -> tuple[list[float], list[str]]:
+    """``n`` evenly spaced ticks from ``lo`` to ``hi`` labelled as speedups (``1.50x``)."""
+    if hi <= lo:
+        hi = lo + 1e-9
+    values = [lo + (hi - lo) * i / (n - 1) for i in range(n)]
+    return values, [f"{v:.2f}x" for v in values]
+
 
 class Chart(PlotextPlot):
     """Subclasses implement ``draw`` and call ``redraw`` when their data changes.

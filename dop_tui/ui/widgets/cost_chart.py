@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual_plotext.plot import Plot
 
 from dop_tui.ui.state import CostView
-from dop_tui.ui.widgets.chart import Chart
+from dop_tui.ui.widgets.chart import TITLE_ROWS, Chart, times_ticks
 
 
 class CostChart(Chart):
@@ -32,7 +32,8 @@ class CostChart(Chart):
             plt.title("no scored measurement yet")
             return
         plt.scatter(v.predicted, v.measured, color="cyan", marker="•")
+        if self.size.height >= TITLE_ROWS:
+            plt.title("measured speedup")
         plt.xlabel("predicted score")
-        plt.ylabel("measured x best baseline")
         plt.xfrequency(4)
-        plt.yfrequency(4)
+        plt.yticks(*times_ticks(min(v.measured), max(v.measured)))

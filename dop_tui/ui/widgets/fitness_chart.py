@@ -5,9 +5,7 @@ from __future__ import annotations
 from textual_plotext.plot import Plot
 
 from dop_tui.ui.state import FitnessView
-from dop_tui.ui.widgets.chart import Chart
-
-BASELINE_COLORS = ("red", "magenta", "orange", "gray", "white")
+from dop_tui.ui.widgets.chart import TITLE_ROWS, Chart, baseline_style, times_ticks
 
 
 def round_ticks(first: int, last: int, most: int = 6) -> list[int]:
@@ -29,9 +27,9 @@ def label_groups(levels: dict[str, float], gap: float) -> list[list[str]]:
 
 
 class FitnessChart(Chart):
-    """Left axis: measured speedup over each scenario's best baseline (for the best-so-far line, the
-    geomean over the scenarios measured so far), with the named baselines as horizontal lines. Right axis:
-    the cost model's score of the candidates proposed each round (higher is faster)."""
+    """Left axis (``1.50x``): measured speedup over each scenario's best baseline (for the best-so-far line,
+    the geomean over the scenarios measured so far), with the named baselines as horizontal lines. Right axis
+    (``score``): the cost model's score of the candidates proposed each round (higher is faster)."""
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -56,20 +54,23 @@ class FitnessChart(Chart):
             plt.title("no measured round yet")
             return
         xs = v.rounds
-        colors = dict(zip(v.baselines, BASELINE_COLORS, strict=False))
+        colors = {name: baseline_style(name)[0] for name in v.baselines}
         for name, color in colors.items():
             plt.hline(v.baselines[name], color=color)
-        span = max([*v.measured_best, *v.baselines.values()]) - min([*v.measured_median, *v.baselines.values()])
-        for names in label_groups({n: v.baselines[n] for n in colors}, span / 12):
+        lo = min([*v.measured_median, *v.measured_best, *v.baselines.values()])
+        hi = max([*v.measured_best, *v.best_so_far, *v.baselines.values()])
+        for names in label_groups({n: v.baselines[n] for n in colors}, (hi - lo) / 12):
             plt.text("/".join(names), x=xs[0], y=v.baselines[names[0]], color=colors[names[0]], alignment="left")
         if v.predicted_rounds:
             plt.scatter(v.predicted_rounds, v.predicted_best, yside="right", color="yellow", marker="+")
             plt.scatter(v.predicted_rounds, v.predicted_median, yside="right", color="red", marker="·")
             plt.yfrequency(3, yside="right")
+            plt.ylabel("score", yside="right")
         plt.plot(xs, v.measured_median, color="blue", marker="braille")
         plt.scatter(xs, v.measured_best, color="cyan", marker="•")
         plt.plot(xs, v.best_so_far, color="green+", marker="braille")
+        if self.size.height >= TITLE_ROWS:
+            plt.title("speedup over the best baseline")
         plt.xlabel("round")
-        plt.ylabel("x best baseline")
-        plt.yfrequency(4)
+        plt.yticks(*times_ticks(lo, hi))
         plt.xticks(round_ticks(xs[0], xs[-1]))

@@ -8,11 +8,7 @@ from textual_plotext.plot import Plot
 
 from dop_tui.space import DeviceSpec
 from dop_tui.ui.state import RooflineView
-from dop_tui.ui.widgets.chart import Chart
-from dop_tui.ui.widgets.fitness_chart import BASELINE_COLORS
-
-MARKUP_COLORS = {"red": "ansi_red", "magenta": "ansi_magenta", "orange": "#ff8700", "gray": "ansi_white",
-                 "white": "ansi_bright_white"}  # fmt: skip
+from dop_tui.ui.widgets.chart import MARKUP_COLORS, TITLE_ROWS, Chart, baseline_style
 
 
 def _decades(lo: float, hi: float) -> tuple[list[float], list[str]]:
@@ -23,7 +19,8 @@ def _decades(lo: float, hi: float) -> tuple[list[float], list[str]]:
 class RooflineChart(Chart):
     """Ceilings: HBM bandwidth (slope) and bf16 matmul rate (flat). A scenario's launch floor is the rate
     it would reach if it took exactly one empty kernel launch: a dash above its column of points.
-    Candidates are grey dots, baselines coloured crosses, the best of each scenario a green star."""
+    Candidates are grey dots, each baseline its own coloured letter (v vllm, V vllm-tuned, s sglang, p punica,
+    t torch), the best of each scenario a green star; the roofs carry their values."""
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -37,10 +34,11 @@ class RooflineChart(Chart):
 
     def legend(self, width: int) -> str:
         names = list(self.view.baselines) if self.view else []
-        bases = " ".join(f"[{MARKUP_COLORS[c]}]{n}[/]" for n, c in zip(names, BASELINE_COLORS, strict=False))
-        long = f"━ roof  [ansi_yellow]-[/] launch floor  · candidates  x {bases}  [ansi_bright_green]*[/] best"
-        marks = "".join(f"[{MARKUP_COLORS[c]}]x[/]" for _, c in zip(names, BASELINE_COLORS, strict=False))
-        short = f"━roof [ansi_yellow]-[/]launch ·cand {marks}base [ansi_bright_green]*[/]best"
+        styles = {n: baseline_style(n) for n in names}
+        bases = " ".join(f"[{MARKUP_COLORS.get(c, 'ansi_white')}]{m}[/] {n}" for n, (c, m) in styles.items())
+        long = f"━ roof  [ansi_yellow]-[/] launch floor  · candidates  {bases}  [ansi_bright_green]*[/] best"
+        marks = "".join(f"[{MARKUP_COLORS.get(c, 'ansi_white')}]{m}[/]" for c, m in styles.values())
+        short = f"━roof [ansi_yellow]-[/]launch ·cand {marks} base [ansi_bright_green]*[/]best"
         return long if width >= 80 else short
 
     def draw(self, plt: Plot) -> None:
@@ -62,11 +60,17 @@ class RooflineChart(Chart):
                 [p.intensity for p in v.launch_caps], [p.tflops for p in v.launch_caps], color="yellow", marker="-"
             )
         plt.scatter([p.intensity for p in v.candidates], [p.tflops for p in v.candidates], color="gray", marker="·")
-        for (_, ps), color in zip(v.baselines.items(), BASELINE_COLORS, strict=False):
-            plt.scatter([p.intensity for p in ps], [p.tflops for p in ps], color=color, marker="x")
+        for name, ps in v.baselines.items():
+            color, mark = baseline_style(name)
+            plt.scatter([p.intensity for p in ps], [p.tflops for p in ps], color=color, marker=mark)
         if v.best:
             plt.scatter([p.intensity for p in v.best], [p.tflops for p in v.best], color="green+", marker="*")
+        ridge = peak / bw
+        plt.text(f"{peak:.0f} TFLOP/s", x=ridge, y=peak, color="white", alignment="right")
+        x_bw = x_lo * 2
+        plt.text(f"{bw:.1f} TB/s", x=x_bw, y=bw * x_bw * 1.8, color="white", alignment="left")
         plt.xticks(*_decades(x_lo, x_hi))
         plt.yticks(*_decades(y_lo, peak * 2))
-        plt.xlabel("FLOP/B")
-        plt.ylabel("TFLOP/s")
+        if self.size.height >= TITLE_ROWS:
+            plt.title("TFLOP/s (log)")
+        plt.xlabel("FLOP per byte (log)")
