@@ -57,7 +57,7 @@ def _model(job: Job) -> Any:
     """The job's cost model: warm-started when the job names a session or saved model. A replay job also
     learns from screening-pass times, which is what a replayed dataset mostly answers with."""
     from dop_tui.cost.model import CostModel
-    from dop_tui.space.device import device_for_name
+    from dop_tui.measure.calibrate import device_spec
 
     screening = job.backend == "replay"
     if not job.warm_start:
@@ -72,7 +72,7 @@ def _model(job: Job) -> Any:
             return CostModel.load(path)
         except (OSError, ValueError, KeyError) as exc:
             raise JobError(f"warm_start: {path} is neither a session nor a saved cost model ({exc})") from None
-    device = device_for_name(session.device)
+    device = device_spec(session.device)
     return CostModel.warm_started(session.examples(), seed=job.seed, screening=screening, device=device)
 
 

@@ -45,3 +45,15 @@ def test_cli_without_gpu_shows_fallback_and_fails():
     assert res.exit_code == 1 and "built-in" in res.output and "nothing measured" in res.output
     res = CliRunner().invoke(app, ["calibrate", "--show"], env={"COLUMNS": "200"})
     assert res.exit_code == 0 and "H200" in res.output
+
+
+def test_an_unknown_gpu_gets_the_smallest_limits_and_says_so():
+    from dop_tui.space.device import DEFAULT_DEVICE, device_for_name
+
+    spec = device_spec("NVIDIA GeForce RTX 4090")
+    assert spec.name == "NVIDIA GeForce RTX 4090" and "unknown GPU" in spec.source
+    assert spec.smem_per_block == min(d.smem_per_block for d in DEVICES.values()) < DEVICES["H200"].smem_per_block
+    assert device_for_name("NVIDIA A100-SXM4-80GB") is DEVICES["A100"]
+    # the interpreter and a job with no device check code meant for the project's target
+    assert device_for_name("CPU (Triton interpreter, correctness only)") is DEFAULT_DEVICE
+    assert device_for_name("") is DEFAULT_DEVICE

@@ -123,6 +123,8 @@ def measure_ceilings(copy_bytes: int = 2 << 30, n: int = 8192, launches: int = 1
     base = device_for_name(props.name)
     spec = replace(
         base, name=props.name, sms=props.multi_processor_count, hbm_bytes_per_s=bandwidth, bf16_flops=flops,
-        l2_bytes=getattr(props, "L2_cache_size", base.l2_bytes), source="measured by dop calibrate",
+        l2_bytes=getattr(props, "L2_cache_size", base.l2_bytes),
+        smem_per_block=getattr(props, "shared_memory_per_block_optin", base.smem_per_block),
+        source="measured by dop calibrate",
     )  # fmt: skip
     return spec, launch_us

@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from dop_tui.cost.metrics import evaluate
+from dop_tui.measure.calibrate import device_spec
 from dop_tui.measure.record import Measurement
 from dop_tui.scenario import Scenario
 from dop_tui.search.events import (
@@ -63,7 +64,6 @@ from dop_tui.search.events import (
 from dop_tui.search.scheduler import Scheduler
 from dop_tui.search.strategies import Problem, Scorer, Strategy, make_strategy
 from dop_tui.space import BASELINES, SKETCH_BY_ID, Candidate, sketches_for
-from dop_tui.space.device import device_for_name
 
 if TYPE_CHECKING:
     from dop_tui.measure.runners import Item, Runner
@@ -246,7 +246,7 @@ def tune(
     controls = controls or SearchControls()
     scns = {s.key: s for s in scenarios}
     per_round = scenarios_per_round or max(1, ROUND_SIZE // batch_size)
-    spec = device_for_name(device)
+    spec = device_spec(device)
     restrict = getattr(runner, "candidates", None)
     allowed = {k: frozenset(restrict(s)) if restrict else None for k, s in scns.items()}
     scheduler = Scheduler(list(scns.values()), batch_size=batch_size, seed=seed)
