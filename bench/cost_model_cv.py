@@ -55,7 +55,7 @@ def ground_truth(session: Session) -> tuple[TrainingSet, list[Measurement]]:
     for m in session.measurements:
         if m.scenario not in session.scenarios or not is_trainable(m, screening=True):
             continue
-        if m.key not in chosen or (m.is_screening and not chosen[m.key].is_screening):
+        if m.key not in chosen or (m.screening and not chosen[m.key].screening):
             chosen[m.key] = m
     by_scenario: dict[str, list[Measurement]] = {}
     for m in chosen.values():

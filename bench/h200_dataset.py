@@ -125,7 +125,7 @@ def repeatability(repeat: int, pass1: list[Measurement], by_key: dict, session: 
                   rng: random.Random, summary: dict, log: Callable[[str], None]) -> None:  # fmt: skip
     """Pass 2: ``repeat`` full-graph measurements of pass 1 again, with do_bench: median and 90th
     percentile of |t2 - t1| / t1 into ``summary["pass2"]``; the new measurements join ``session``."""
-    timed = [m for m in pass1 if m.status == "ok" and m.us and not m.is_short]  # full graphs only
+    timed = [m for m in pass1 if m.status == "ok" and m.us and not m.short]  # full graphs only
     best: dict[str, Measurement] = {}
     for m in timed:
         if "/baseline/" not in m.kernel and (m.scenario not in best or m.us < best[m.scenario].us):
@@ -216,7 +216,7 @@ def main() -> None:
         stats = vars(runner.compiler.stats) if runner.compiler else {}
     n1 = len(pass1)
     phases = {k: round(v, 1) for k, v in graph_phases(pass1).items()}
-    short = sum(m.is_short for m in pass1)
+    short = sum(m.short for m in pass1)
     summary["pass1"] = {"measurements": n1, "seconds": round(t1, 1), "per_min": rate(n1, t1), "gpus": gpus,
                         "compile": stats, "slow_factor": args.slow_factor, "short_graphs": short,
                         "worker_graph_phases_s": phases}  # fmt: skip

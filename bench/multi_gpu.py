@@ -77,7 +77,7 @@ def timed_pass(
 def agreement(a: list[Measurement], b: list[Measurement]) -> dict:
     """Status agreement and relative time differences of two passes over the same requests."""
     same = sum(x.status == y.status for x, y in zip(a, b, strict=True))
-    pairs = [(x.us, y.us) for x, y in zip(a, b, strict=True) if x.us and y.us and not x.is_short and not y.is_short]
+    pairs = [(x.us, y.us) for x, y in zip(a, b, strict=True) if x.us and y.us and not x.short and not y.short]
     diffs = sorted(abs(t2 - t1) / t1 for t1, t2 in pairs)
     return {
         "requests": len(a), "same_status": same, "timed_both": len(diffs),

@@ -59,11 +59,10 @@ def main(out: str, summaries: list[str]) -> None:
                 )
                 continue
             is_final = r.get("pass") == "final"
-            db = f"do_bench (L2 flushed, launch included): {r['do_bench_us']:.2f} us" if is_final else ""
             m = Measurement(
                 r["scenario"], r["kernel"], r["config"], "ok", us=r["us"], us_min=r.get("us_min"),
-                us_max=r.get("us_max"), method=r["method"] if is_final else f"screen: {r['method']}", message=db,
-                **common,
+                us_max=r.get("us_max"), method=r["method"] if is_final else f"screen: {r['method']}",
+                screening=not is_final, do_bench_us=r["do_bench_us"] if is_final else None, **common,
             )  # fmt: skip
             (final if is_final else screen).append(m)
     session.measurements = final + screen

@@ -146,7 +146,7 @@ def final_table(session: Session, width: int = 200) -> Table:
     best = sorted(best_per_scenario(session, screening_fallback=True), key=lambda b: _natural(session, b.scenario))
     wide = width >= 120
     notes = ["* a screening-pass time (ranking quality): the replayed dataset has no full timing there"] * any(
-        b.measurement.is_screening for b in best
+        b.measurement.screening for b in best
     )
     if not wide:
         notes.append("vs best: the fastest baseline's time over ours; 120 columns show configs and every baseline")
@@ -161,7 +161,7 @@ def final_table(session: Session, width: int = 200) -> Table:
             "scenario": scenario_label(b.scenario, short=not wide),
             "sketch": m.kernel if wide else m.kernel.split("/", 1)[1],  # the scenario names the op
             "config": " ".join(f"{k}={v}" for k, v in sorted(m.config.items())),
-            "us": f"{m.us:.2f}" + ("*" if m.is_screening else ""),
+            "us": f"{m.us:.2f}" + ("*" if m.screening else ""),
             "vs best": f"{b.vs_best:.2f}x" if b.vs_best is not None else "-",
             "speedup over each baseline": " ".join(f"{n} {r:.2f}x" for n, r in b.speedup.items()),
             "floor": f"{m.floor_fraction:.2f}" if m.floor_fraction is not None else "-",

@@ -164,7 +164,7 @@ def test_trained_model_ranks_held_out_scenarios(session, split, objective):
     again = CostModel(objective, seed=0)
     again.fit(split[0])
     scn = session.scenarios[split[1][0]]
-    items = [(m.kernel, m.config) for m in session.measurements if m.scenario == split[1][0] and m.is_screening]
+    items = [(m.kernel, m.config) for m in session.measurements if m.scenario == split[1][0] and m.screening]
     assert np.array_equal(model.score(scn, items), again.score(scn, items))  # deterministic for a seed
 
 
@@ -181,7 +181,7 @@ def test_save_load_round_trip(session, split, tmp_path):
         model.device,
     )
     key = split[1][0]
-    items = [(m.kernel, m.config) for m in session.measurements if m.scenario == key and m.is_screening]
+    items = [(m.kernel, m.config) for m in session.measurements if m.scenario == key and m.screening]
     assert np.array_equal(model.score(session.scenarios[key], items), back.score(session.scenarios[key], items))
     CostModel(seed=2).save(tmp_path / "untrained.json")
     assert not CostModel.load(tmp_path / "untrained.json").trained
@@ -208,7 +208,7 @@ def test_fit_contract_filters_measurements():
     skipped = [
         Measurement(scn.key, "shrink/tile/dot", cfg, "wrong", us=1.0),
         Measurement(scn.key, "shrink/tile/dot", cfg, "ok"),
-        Measurement(scn.key, "shrink/tile/dot", cfg, "ok", us=1.0, method="screen: cuda-graph x30"),
+        Measurement(scn.key, "shrink/tile/dot", cfg, "ok", us=1.0, method="screen: cuda-graph x30", screening=True),
         Measurement(scn.key, "shrink/baseline/vllm", {}, "ok", us=1.0),
     ]
     assert is_trainable(ok) and not any(is_trainable(m) for m in skipped)

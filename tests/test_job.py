@@ -16,7 +16,7 @@ def test_the_bundled_replay_job_covers_the_recorded_rank16_decode_family():
     for path in job.replay_paths():  # each file covers the whole family, measured by the GPU runner
         recorded = load(path)
         assert keys <= set(recorded.scenarios)
-        assert not any(m.is_screening for m in recorded.measurements)
+        assert not any(m.screening for m in recorded.measurements)
 
 
 def test_equal_computations_are_tuned_once():

@@ -103,10 +103,10 @@ def test_short_graph_timings_are_marked_and_never_the_best_of_their_scenario():
 
     session = load(Path(__file__).resolve().parent.parent / "sessions" / "h200-7b-decode.json.gz")
     ok = [m for m in session.measurements if m.status == "ok" and m.us is not None]
-    short = [m for m in ok if m.is_short]
+    short = [m for m in ok if m.short]
     assert short and all("(probe " in m.method for m in short)
     best = {}
     for m in ok:
         if m.scenario not in best or m.us < best[m.scenario].us:
             best[m.scenario] = m
-    assert not any(m.is_short for m in best.values())
+    assert not any(m.short for m in best.values())

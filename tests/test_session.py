@@ -25,7 +25,9 @@ def _session() -> Session:
     ms = [
         Measurement(SCN.key, "shrink/tile/dot", {"BLOCK_M": 16}, "ok", us=5.0, floor_us=1.0, method="graph"),
         Measurement(SCN.key, "shrink/splitk/dot", {"SPLIT_K": 4}, "ok", us=4.0, floor_us=1.0, method="graph"),
-        Measurement(SCN.key, "shrink/gemv/fma", {"BLOCK_T": 1}, "ok", us=1.0, method="screen: graph x30"),
+        Measurement(
+            SCN.key, "shrink/gemv/fma", {"BLOCK_T": 1}, "ok", us=1.0, method="screen: graph x30", screening=True
+        ),
         Measurement(SCN.key, "shrink/gemv/fma", {"BLOCK_T": 2}, "wrong", rel_error=0.4),
         Measurement(SCN.key, "shrink/baseline/vllm", {}, "ok", us=8.0, method="graph"),
         Measurement(SCN.key, "shrink/baseline/punica", {}, "timeout"),
@@ -53,10 +55,10 @@ def test_summary_best_ignores_screening_and_wrong():
 
 def test_summary_falls_back_to_screening_only_where_asked_and_needed():
     only_screened = Session()
-    only_screened.add(SCN, [m for m in _session().measurements if m.is_screening or "/baseline/" in m.kernel])
+    only_screened.add(SCN, [m for m in _session().measurements if m.screening or "/baseline/" in m.kernel])
     assert best_per_scenario(only_screened) == []
     (best,) = best_per_scenario(only_screened, screening_fallback=True)
-    assert best.measurement.is_screening and best.speedup == {"vllm": 8.0}
+    assert best.measurement.screening and best.speedup == {"vllm": 8.0}
 
 
 @pytest.mark.parametrize(
@@ -197,3 +199,19 @@ def test_malformed_sessions_name_the_file_and_the_field(tmp_path, content, field
         load(path)
     assert str(path) in str(err.value) and field in str(err.value)
     assert path.read_bytes() == content
+
+
+def test_older_records_carry_their_flags_in_text_and_load_them_as_fields():
+    from dop_tui.measure.record import Measurement
+
+    old = {"scenario": "s", "kernel": "k", "config": {}, "status": "ok", "us": 2.0,
+           "method": "cuda-graph x100 / 3 copies, short (probe 9.0 us)",
+           "message": "do_bench (L2 flushed, launch included): 5.25 us; worker: check 0.01 s"}  # fmt: skip
+    m = Measurement.from_json(old)
+    assert m.short and not m.screening and m.do_bench_us == 5.25
+    assert Measurement.from_json({**old, "method": "screen: cuda-graph x10"}).screening
+    new = Measurement.from_json({**old, "short": False, "do_bench_us": None})  # a record's own fields win
+    assert not new.short and new.do_bench_us is None
+    assert Measurement.from_json(m.to_json()) == m
+    with pytest.raises(ValueError, match="'short' must be true or false"):
+        Measurement.from_json({**old, "short": "yes"})

@@ -62,7 +62,7 @@ def is_trainable(m: Measurement, *, screening: bool = False) -> bool:
         and m.us is not None
         and m.us > 0
         and "/baseline/" not in m.kernel
-        and (screening or not m.is_screening)
+        and (screening or not m.screening)
     )
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from dop_tui.measure.launch import bind
-from dop_tui.operands import make_operands
+from dop_tui.operands import Operands, make_operands
 from dop_tui.reference import TOLERANCE, reference_loop, relative_error
 from dop_tui.scenario import Scenario
 
@@ -31,6 +31,24 @@ class CheckResult:
         return self.error is None and self.rel_error <= self.tolerance
 
 
+def poisoned_start(ops: Operands) -> torch.Tensor:
+    """What the output holds before a checked run: NaN where the op overwrites, its random values where it
+    accumulates."""
+    return ops.out.clone() if ops.scenario.accumulate else torch.full_like(ops.out, float("nan"))
+
+
+def error_against(kernel_id: str, ops: Operands, config: Mapping[str, int], start: torch.Tensor,
+                  ref: torch.Tensor) -> float:  # fmt: skip
+    """Relative error of one run of ``kernel_id`` on ``ops``, its output reset to ``start`` first, against
+    ``ref`` (the float64 reference of the same operands). The one gate: the CPU checker and the GPU workers
+    both run it; exceptions propagate."""
+    ops.out.copy_(start)
+    bind(kernel_id, ops, config)()
+    if ops.out.is_cuda:
+        torch.cuda.synchronize()
+    return relative_error(ops.out, ref)
+
+
 def check_kernel(
     kernel_id: str,
     scn: Scenario,
@@ -44,13 +62,8 @@ def check_kernel(
     tol = TOLERANCE[scn.dtype]
     ops = make_operands(scn, device=device, seed=seed)
     ref = reference_loop(ops)
-    if not scn.accumulate:
-        ops.out.fill_(float("nan"))
     try:
-        run = bind(kernel_id, ops, cfg)
-        run()
-        if ops.x.is_cuda:
-            torch.cuda.synchronize()
+        err = error_against(kernel_id, ops, cfg, poisoned_start(ops), ref)
     except Exception as exc:  # a failing kernel is a result, not a crash of the checker
         return CheckResult(kernel_id, cfg, float("inf"), tol, f"{type(exc).__name__}: {exc}")
-    return CheckResult(kernel_id, cfg, relative_error(ops.out, ref), tol)
+    return CheckResult(kernel_id, cfg, err, tol)

@@ -124,6 +124,7 @@ def _build_state(scn: Scenario) -> tuple[dict[str, Any], int]:
     import torch
 
     from dop_tui.measure.calibrate import device_spec
+    from dop_tui.measure.check import poisoned_start
     from dop_tui.measure.timing import make_pool, rotation_copies
     from dop_tui.operands import clone_operands, make_operands, touched_bytes
     from dop_tui.reference import reference_loop
@@ -135,7 +136,7 @@ def _build_state(scn: Scenario) -> tuple[dict[str, Any], int]:
         base=base,
         ref=reference_loop(base),
         probe=clone_operands(base),
-        start=base.out.clone() if scn.accumulate else torch.full_like(base.out, float("nan")),
+        start=poisoned_start(base),
         pool=pool,
         dev=dev,
         env={**_env(), "ceilings": dev.source},
@@ -146,12 +147,10 @@ def _build_state(scn: Scenario) -> tuple[dict[str, Any], int]:
 
 def _gpu_task(task: tuple[dict, str, dict, dict]) -> dict:
     """Check then time one request; returns a Measurement as JSON. Exits the process on a CUDA fault."""
-    import torch
-
-    from dop_tui.measure.launch import bind
+    from dop_tui.measure.check import error_against
     from dop_tui.measure.roofline import roofline
     from dop_tui.measure.timing import time_do_bench, time_graph
-    from dop_tui.reference import TOLERANCE, relative_error
+    from dop_tui.reference import TOLERANCE
 
     scn_json, kid, cfg, opts = task
     scn = Scenario.from_json(scn_json)
@@ -160,10 +159,7 @@ def _gpu_task(task: tuple[dict, str, dict, dict]) -> dict:
         rf = roofline(scn, st["dev"])
         common = dict(bytes=rf.bytes, flops=rf.flops, floor_us=rf.floor_s * 1e6, env=st["env"])
         t0 = time.perf_counter()
-        st["probe"].out.copy_(st["start"])
-        bind(kid, st["probe"], cfg)()
-        torch.cuda.synchronize()
-        err = relative_error(st["probe"].out, st["ref"])
+        err = error_against(kid, st["probe"], cfg, st["start"], st["ref"])
         t_check = time.perf_counter() - t0
         if not err <= TOLERANCE[scn.dtype]:
             return Measurement(scn.key, kid, cfg, "wrong", rel_error=err, **common).to_json()
@@ -179,11 +175,14 @@ def _gpu_task(task: tuple[dict, str, dict, dict]) -> dict:
         split = " ".join(f"{k} {v * 1e3:.0f}" for k, v in g.phases.items())
         msg = f"worker: check {t_check:.2f} s (load or compile included), graph {t_graph:.2f} s (ms: {split})"
         bench = opts.get("do_bench", True)
-        if bench is True or (bench == "baselines" and "/baseline/" in kid):
-            msg = f"do_bench (L2 flushed, launch included): {time_do_bench(kid, st['base'], cfg).us:.2f} us; " + msg
+        db = (
+            time_do_bench(kid, st["base"], cfg).us
+            if bench is True or (bench == "baselines" and "/baseline/" in kid)
+            else None
+        )
         return Measurement(
             scn.key, kid, cfg, "ok", us=g.us, us_min=g.us_min, us_max=g.us_max, method=g.method,
-            rel_error=err, message=msg, **common,
+            rel_error=err, message=msg, short=g.short, do_bench_us=db, **common,
         ).to_json()  # fmt: skip
     except Exception as exc:
         text = f"{type(exc).__name__}: {exc}"
@@ -283,7 +282,7 @@ class GpuRunner:
                 self._held[o.worker] = ""
                 self._done[o.worker] += 1
                 self._busy[o.worker] += o.seconds
-            if m.status == "ok" and m.us is not None and not m.is_short:
+            if m.status == "ok" and m.us is not None and not m.short:
                 self._best[scn.key] = min(self._best.get(scn.key, math.inf), m.us)
             out[i][j], left[i] = m, left[i] - 1
             if left[i] == 0:

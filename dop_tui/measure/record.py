@@ -4,14 +4,17 @@
 the correctness gate: never counts as fast), ``invalid`` (the space rejects the config), ``compile_error``,
 ``launch_error``, ``timeout``, ``crash``, or ``unmeasured`` (a replay has no record of it). Derived rates
 use the scenario's roofline: achieved bandwidth = fewest bytes / time, FLOP rate = FLOPs / time, and
-fraction of floor = floor time / time (1.0 would be at the roofline). A ``method`` that starts with
-``screen:`` marks a quick ranking time (fewer calls, inputs possibly in L2): summaries leave it out of
-"best" figures.
+fraction of floor = floor time / time (1.0 would be at the roofline). ``screening`` marks a quick ranking time
+(fewer calls, inputs possibly in L2): summaries leave it out of "best" figures. ``short`` marks the short graph
+of a candidate already slower than its scenario's bar; ``do_bench_us`` is the launch-inclusive time with L2
+flushed, when it was taken. Records written before these fields existed carry them in their text (a method
+starting ``screen:`` or containing ``, short``, a message quoting do_bench): ``from_json`` reads them from there.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -37,6 +40,9 @@ class Measurement:
     flops: float | None = None
     floor_us: float | None = None
     env: dict[str, str] = field(default_factory=dict)  # device, versions, clocks where readable
+    short: bool = False
+    screening: bool = False
+    do_bench_us: float | None = None
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -45,15 +51,6 @@ class Measurement:
     @property
     def key(self) -> tuple[str, str, tuple[tuple[str, int], ...]]:
         return self.scenario, self.kernel, tuple(sorted(self.config.items()))
-
-    @property
-    def is_screening(self) -> bool:
-        return self.method.startswith("screen:")
-
-    @property
-    def is_short(self) -> bool:
-        """Timed by ``time_graph``'s short graph: a candidate already slower than its scenario's bar."""
-        return SHORT_MARK in self.method
 
     @property
     def gbps(self) -> float | None:
@@ -90,14 +87,17 @@ class Measurement:
             isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) for k, v in config.items()
         ):
             raise ValueError(f"measurement field 'config' must map names to integers, got {config!r}")
-        for name in ("us", "us_min", "us_max", "rel_error", "bytes", "flops", "floor_us"):
+        for name in ("short", "screening"):
+            if not isinstance(d.get(name, False), bool):
+                raise ValueError(f"measurement field {name!r} must be true or false, got {d[name]!r}")
+        for name in ("us", "us_min", "us_max", "rel_error", "bytes", "flops", "floor_us", "do_bench_us"):
             v = d.get(name)
             if v is not None and not (isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v < math.inf):
                 raise ValueError(f"measurement field {name!r} must be a finite number >= 0 or null, got {v!r}")
         env = d.get("env", {})
         if not isinstance(env, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
             raise ValueError(f"measurement field 'env' must map names to strings, got {env!r}")
-        return cls(**d)
+        return cls(**{**_from_text(d), **d})
 
 
 @dataclass(frozen=True)
@@ -108,3 +108,13 @@ class DeviceLoad:
     measured: int  # requests answered
     busy_s: float  # seconds it held a request (checking, timing, waiting on its JIT)
     in_flight: str = ""  # scenario key of the request it holds now, "" when idle
+
+
+_DO_BENCH = re.compile(r"do_bench \(L2 flushed, launch included\): ([0-9.]+) us")
+
+
+def _from_text(d: dict[str, Any]) -> dict[str, Any]:
+    """The flags an older record carries only in its method and message."""
+    method, found = d.get("method", ""), _DO_BENCH.search(d.get("message", ""))
+    return {"short": SHORT_MARK in method, "screening": method.startswith("screen:"),
+            "do_bench_us": float(found.group(1)) if found else None}  # fmt: skip

@@ -49,7 +49,7 @@ def best_per_scenario(session: Session, screening_fallback: bool = False) -> lis
     for m in session.measurements:
         if m.status != "ok" or m.us is None or "/baseline/" in m.kernel:
             continue
-        if m.is_screening:
+        if m.screening:
             if m.scenario not in screened or m.us < screened[m.scenario].us:
                 screened[m.scenario] = m
         elif m.scenario not in sketches or m.us < sketches[m.scenario].us:
@@ -156,7 +156,7 @@ def baseline_times(session: Session) -> dict[str, dict[str, float]]:
     """Per scenario, the fastest timed (not screened) measurement of each baseline."""
     out: dict[str, dict[str, float]] = {}
     for m in session.measurements:
-        if m.status == "ok" and m.us is not None and "/baseline/" in m.kernel and not m.is_screening:
+        if m.status == "ok" and m.us is not None and "/baseline/" in m.kernel and not m.screening:
             cur = out.setdefault(m.scenario, {})
             name = m.kernel.rsplit("/", 1)[1]
             cur[name] = min(cur.get(name, math.inf), m.us)

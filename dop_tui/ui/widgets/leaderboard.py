@@ -178,6 +178,8 @@ class Leaderboard(Vertical):
         head.append(f"{scenario_label(r.scenario)}  ", style="bold")
         spread = f" ({m.us_min:.2f}-{m.us_max:.2f})" if m.us_min is not None and m.us_max is not None else ""
         head.append(f"{r.us:.2f} us{spread}")
+        if m.do_bench_us is not None:
+            head.append(f" (do_bench {m.do_bench_us:.2f} us)", style="dim")
         for name, x in r.speedup.items():
             head.append(f"  {x:.2f}x {name}", style="green" if x >= 1 else "red")
         head.append(f"  round {r.round}  {m.method}", style="dim")
