@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import signal
-import threading
 import time
 from pathlib import Path
 
@@ -43,13 +42,10 @@ def run_batch(
 ) -> int:
     """Run the job headless; returns the exit code. ``time_limit_s`` stops it after the round in flight then;
     ``force`` lets ``output`` replace an existing file."""
-    from dop_tui.search.loop import SearchControls
+    from dop_tui.run_control import RunControl
 
-    controls = SearchControls()
-    timer = threading.Timer(time_limit_s, controls.stop.set) if time_limit_s else None
-    if timer:
-        timer.daemon = True
-        timer.start()
+    control = RunControl(time_limit_s)
+    controls = control.make_controls()
     if output is None and resume is None and job is not None:
         output = default_output(job)
     seen = Session()  # what the final table is built from: the resumed session's measurements and the new ones
@@ -65,7 +61,7 @@ def run_batch(
     try:
         with progress:
             task = progress.add_task("starting", total=None, note="")
-            for ev in job_events(job, output=output, resume=resume, controls=controls, force=force):
+            for ev in control.follow(job_events(job, output=output, resume=resume, controls=controls, force=force)):
                 if isinstance(ev, JobStarted):
                     seen.scenarios = {scn.key: scn for scn in ev.specs}
                     output = output or resume
@@ -105,8 +101,6 @@ def run_batch(
         return 130
     finally:
         _on_sigterm(previous)
-        if timer:
-            timer.cancel()
     if finished is None:
         console.print("[red]error:[/] the tuning loop ended without finishing")
         return 1

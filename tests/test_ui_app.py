@@ -170,7 +170,7 @@ async def test_pause_holds_the_loop_and_resume_lets_it_finish(tmp_path: Path, ga
         await pilot.press("s", "p")
         gate.set()
         await until(pilot, lambda: app.current.started)
-        assert app.state.state == "paused" and not app.current.running.is_set()
+        assert app.state.state == "paused" and app.current.control.paused
         await pilot.pause(0.5)
         held = len(app.current.queue) + len(app.state.samples)
         await pilot.pause(0.5)
@@ -179,7 +179,7 @@ async def test_pause_holds_the_loop_and_resume_lets_it_finish(tmp_path: Path, ga
         await pilot.press("question_mark")  # keys are answered while the loop waits
         assert isinstance(app.screen, HelpScreen)
         await pilot.press("escape", "p")
-        assert app.current.running.is_set()
+        assert not app.current.control.paused
         await finish(pilot)
         assert app.state.state == "finished" and app.state.finish_reason == "budget"
 
@@ -191,7 +191,7 @@ async def test_stop_ends_the_job_after_the_round(tmp_path: Path, gate: threading
         gate.set()
         await until(pilot, lambda: app.current.started)
         await pilot.press("x")
-        assert app.current.stop.is_set()
+        assert app.current.control.stopping
         await finish(pilot)
         assert app.state.finish_reason == "stopped" and app.state.budget_used < 2000
         assert any("stop requested" in e.text for e in app.state.log)
@@ -209,14 +209,14 @@ async def test_pin_and_exclude_reach_the_loop(tmp_path: Path) -> None:
         assert app.excluded == {"shrink/splitk/dot"} and app.pinned == {"shrink/tile/dot"}
         assert "⊘" in str(tree._by_id["shrink/splitk/dot"].label)
         await pilot.press("s")
-        await until(pilot, lambda: app.current.controls is not None)
-        assert app.current.controls.excluded == {"shrink/splitk/dot"}
-        assert app.current.controls.pinned == {"shrink/tile/dot"}
+        await until(pilot, lambda: app.current.control.controls is not None)
+        assert app.current.control.controls.excluded == {"shrink/splitk/dot"}
+        assert app.current.control.controls.pinned == {"shrink/tile/dot"}
         await finish(pilot)
         searched = {s.measurement.kernel for s in app.state.samples if s.round >= 1}
         assert {k for k in searched if k.startswith("shrink/")} == {"shrink/tile/dot"}
         await pilot.press("plus")  # again: no longer pinned, in the app and in the run's controls
-        assert not app.pinned and not app.current.controls.pinned
+        assert not app.pinned and not app.current.control.controls.pinned
 
 
 async def test_new_job_form_reports_bad_input_and_loses_nothing(tmp_path: Path) -> None:

@@ -31,6 +31,7 @@ from textual.worker import get_current_worker
 
 from dop_tui.job import Job, JobError, job_from_mapping
 from dop_tui.measure.calibrate import device_spec, launch_floor_us
+from dop_tui.run_control import RunControl
 from dop_tui.scenario import scenario_label
 from dop_tui.search.events import JobStarted
 from dop_tui.session.guard import OutputError, fresh_path
@@ -82,23 +83,18 @@ class Run:
     resume: Path | None
     output: Path | None
     queue: deque = field(default_factory=deque)
-    running: threading.Event = field(default_factory=threading.Event)  # cleared while paused
-    stop: threading.Event = field(default_factory=threading.Event)
+    control: RunControl = field(default_factory=RunControl)  # pause, stop; its SearchControls carry the pins
     lock: threading.Lock = field(default_factory=threading.Lock)
-    controls: Any = None  # SearchControls, made by the worker (importing the loop takes a while)
     intro: str = ""  # the first line of the run's log
     notified: bool = False  # an EventsReady is on its way to the app
     started: bool = False  # JobStarted arrived
     active: bool = True  # the worker has not returned
     t0: float = 0.0
-    paused_at: float | None = None
-    paused_s: float = 0.0
 
     def elapsed(self) -> float:
         if not self.t0:
             return 0.0
-        now = self.paused_at if self.paused_at is not None else time.monotonic()
-        return now - self.t0 - self.paused_s
+        return time.monotonic() - self.t0 - self.control.paused_for()
 
 
 class DopApp(App[None]):
@@ -232,8 +228,7 @@ class DopApp(App[None]):
         the new run's log. ``keep``: continue ``resume`` into a new session file, leaving it untouched (a session
         opened in the workbench, a bundled dataset among them)."""
         if self.current is not None and self.current.active:
-            self.current.stop.set()
-            self.current.running.set()
+            self.current.control.stop()
         self._runs += 1
         # -o names the first run's session; later runs record to fresh files, never over an earlier run's
         if keep and resume is not None and not self.output:
@@ -243,7 +238,6 @@ class DopApp(App[None]):
                 self.output = autosave_path(job or resume_job(resume)[0])
         output, self.output = self.output or resume or (autosave_path(job) if job is not None else None), None
         self.current = Run(self._runs, job, resume, output, intro=intro)
-        self.current.running.set()
         if job is not None:
             self.job = job
         self.notice = "starting"
@@ -257,27 +251,16 @@ class DopApp(App[None]):
         worker = get_current_worker()
         try:
             from dop_tui.jobrun import job_events, resume_job
-            from dop_tui.search.loop import SearchControls
 
-            controls = SearchControls()
+            controls = run.control.make_controls()
             with run.lock:
-                run.controls = controls
                 self._sync_controls(controls)
             if run.resume is not None:
                 _, session = resume_job(run.resume)
                 self._queue(run, Prior(tuple(session.measurements), tuple(session.rounds)))
             events = job_events(run.job, output=run.output, resume=run.resume, controls=controls)
-            for ev in events:
+            for ev in run.control.follow(events, cancelled=lambda: worker.is_cancelled):
                 self._queue(run, ev)
-                while not run.running.wait(0.1):
-                    if worker.is_cancelled:
-                        break
-                if run.stop.is_set():
-                    controls.stop.set()
-                if worker.is_cancelled:
-                    controls.stop.set()
-                    events.close()
-                    break
         except (JobError, SessionError, OutputError, RuntimeError, OSError) as exc:
             self.post_message(RunFailed(run.id, str(exc)))
         except Exception as exc:
@@ -310,9 +293,9 @@ class DopApp(App[None]):
             if isinstance(item, JobStarted) and self.job is None:
                 with contextlib.suppress(JobError):  # a resumed session's job becomes the one `s` starts
                     self.job = job_from_mapping(item.job)
-        if self.state.state == "running" and run.stop.is_set():
+        if self.state.state == "running" and run.control.stopping:
             self.state.state = "stopping"
-        elif self.state.state == "running" and not run.running.is_set():
+        elif self.state.state == "running" and run.control.paused:
             self.state.state = "paused"
         self.notice = self.state.state
         self._dirty = True
@@ -473,13 +456,13 @@ class DopApp(App[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         run = self.current
         active = run is not None and run.active
-        paused = active and not run.running.is_set()
+        paused = active and run.control.paused
         if action == "pause":
-            return active and not paused and not run.stop.is_set()
+            return active and not paused and not run.control.stopping
         if action == "resume":
             return paused
         if action == "stop":
-            return True if active and not run.stop.is_set() else None
+            return True if active and not run.control.stopping else None
         if action == "start":
             return True if not active and (self.job is not None) else None
         if action in ("save", "export"):
@@ -495,8 +478,7 @@ class DopApp(App[None]):
     def action_pause(self) -> None:
         run = self.current
         if run is not None and run.active:
-            run.running.clear()
-            run.paused_at = time.monotonic()
+            run.control.pause()
             self.state.state = "paused"
             self.notice = "paused (the loop waits between two events)"
             self.state.note("job", "paused")
@@ -505,11 +487,8 @@ class DopApp(App[None]):
 
     def action_resume(self) -> None:
         run = self.current
-        if run is not None and run.active and not run.running.is_set():
-            if run.paused_at is not None:
-                run.paused_s += time.monotonic() - run.paused_at
-                run.paused_at = None
-            run.running.set()
+        if run is not None and run.active and run.control.paused:
+            run.control.resume()
             self.state.state = self.notice = "running"
             self.state.note("job", "resumed")
             self.refresh_bindings()
@@ -518,12 +497,9 @@ class DopApp(App[None]):
     def action_stop(self) -> None:
         run = self.current
         if run is not None and run.active:
-            run.stop.set()
-            with run.lock:
-                if run.controls is not None:
-                    run.controls.stop.set()
-            if run.paused_at is not None:
+            if run.control.paused:
                 self.action_resume()
+            run.control.stop()
             self.state.state = "stopping"
             self.notice = "stopping after the round in flight"
             self.state.note("job", "stop requested: the loop ends after the round in flight")
@@ -548,8 +524,8 @@ class DopApp(App[None]):
                     other.discard(s)
                 else:
                     mine.discard(s)
-            if run is not None and run.controls is not None:
-                self._sync_controls(run.controls)
+            if run is not None and run.control.controls is not None:
+                self._sync_controls(run.control.controls)
         verb = "pinned" if pin else "excluded"
         text = f"{verb} {node or 'every sketch'}" if add else f"no longer {verb}: {node or 'every sketch'}"
         self.state.note("job", f"{text} (the loop reads it at the start of the next round)")
@@ -657,8 +633,7 @@ class DopApp(App[None]):
     async def action_quit(self) -> None:
         run = self.current
         if run is not None and run.active:
-            run.stop.set()
-            run.running.set()
+            run.control.stop()
             self.workers.cancel_group(self, "search")
         self.exit()
 
