@@ -1,17 +1,14 @@
-"""Shared helpers of the workbench tests (no tests here): a small replay job and ways to wait on the app."""
+"""Helpers of the workbench tests: a small replay job and ways to wait on the app (fixtures: ui/conftest.py)."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from functools import cache
 from pathlib import Path
 
-import pytest
 from textual.pilot import Pilot
 
-import dop_tui.jobrun
 from dop_tui.job import Job, job_from_mapping
 from dop_tui.jobrun import SESSIONS_DIR
 from dop_tui.search.events import Event, Finished, RoundDone
@@ -22,16 +19,9 @@ REPLAY = SESSIONS_DIR / "h200-decode-foundation.json.gz"
 
 
 @cache
-def _recorded(path: Path) -> Session:
+def recorded(path: Path) -> Session:
+    """A session file read once per test session."""
     return load(path)
-
-
-@pytest.fixture
-def fast_replay(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Read the bundled dataset once per test session (every replay job reads it again otherwise), and keep
-    the autosave cache out of the home folder."""
-    monkeypatch.setattr(dop_tui.jobrun, "load", lambda path: _recorded(Path(path)))
-    monkeypatch.setenv("DOP_TUI_CACHE", str(tmp_path / "cache"))
 
 
 def small_job(budget: int = 48, **overrides: object) -> Job:
@@ -60,21 +50,6 @@ def steady_clock(events: Iterator[Event]) -> Iterator[Event]:
         elif isinstance(ev, Finished):
             ev = replace(ev, elapsed_s=60.0)
         yield ev
-
-
-@pytest.fixture
-def gate(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
-    """Hold every job's event stream before its first event until the test sets the returned event (a
-    replay runs faster than a key press, so keys meant to land mid-job need the loop held)."""
-    opened = threading.Event()
-    real = dop_tui.jobrun.job_events
-
-    def held(*args: object, **kwargs: object) -> Iterator[Event]:
-        assert opened.wait(30), "the test never opened the gate"
-        yield from real(*args, **kwargs)
-
-    monkeypatch.setattr(dop_tui.jobrun, "job_events", held)
-    return opened
 
 
 async def finish(pilot: Pilot) -> DopApp:

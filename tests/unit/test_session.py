@@ -5,9 +5,9 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from paths import ROOT
 from typer.testing import CliRunner
 
 from dop_tui.cli import app
@@ -18,7 +18,7 @@ from dop_tui.session.summary import best_per_scenario, delta_summary, session_de
 from dop_tui.space import BASELINES, sketches_for
 
 SCN = make_scenario("shrink", 4096, (4096,), 16, "bf16", [1, 1], workload="distinct")
-BUNDLED = Path(__file__).resolve().parent.parent / "sessions" / "h200-decode-foundation.json.gz"
+BUNDLED = ROOT / "sessions" / "h200-decode-foundation.json.gz"
 
 
 def _session() -> Session:

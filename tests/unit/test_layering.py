@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+from paths import ROOT
+
 
 def _modules_after(stmt: str) -> set[str]:
     code = f"import sys; {stmt}; print(' '.join(sorted(sys.modules)))"
@@ -27,10 +29,9 @@ def test_kernel_files_are_standalone():
     """kernels/ imports only torch, triton, the standard library and its siblings (relative imports): an
     export copies the files as they are."""
     import ast
-    from pathlib import Path
 
     allowed = {"torch", "triton", "__future__", "collections", "typing", "os", "math", "dataclasses"}
-    for path in (Path(__file__).resolve().parent.parent / "kernels").glob("*.py"):
+    for path in (ROOT / "kernels").glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
                 roots = {a.name.split(".")[0] for a in node.names}

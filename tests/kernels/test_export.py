@@ -13,13 +13,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from paths import ROOT
 from typer.testing import CliRunner
 
 from dop_tui.cli import app
 from dop_tui.session.store import Session, load, save
 from dop_tui.session.summary import session_delta
 
-SESSION = Path(__file__).resolve().parent.parent / "sessions" / "h200-7b-decode.json.gz"
+SESSION = ROOT / "sessions" / "h200-7b-decode.json.gz"
 NAME = "lora_h200"
 runner = CliRunner()
 
@@ -185,7 +186,7 @@ def test_export_refuses_sessions_without_gpu_timings(tmp_path):
 
 def test_segments_and_kernels_are_torch_and_triton_only():
     """The exported template imports nothing of dop-tui (it is copied as is)."""
-    template = Path(__file__).resolve().parent.parent / "dop_tui" / "export" / "template"
+    template = ROOT / "dop_tui" / "export" / "template"
     for f in template.glob("*.py"):
         assert "dop_tui" not in f.read_text(), f.name
     assert torch.int32  # the template's tensors are plain torch

@@ -2,8 +2,8 @@
 tuning loop over it giving the same results as one GPU."""
 
 import pytest
+from doubles import TinyModel
 from supervise_tasks import fake_gpu_task, fake_pin_gpu
-from test_loop import TinyModel
 
 from dop_tui.measure.gpu_runner import GpuRunner, visible_gpus
 from dop_tui.measure.runners import measure_round

@@ -1,8 +1,7 @@
 """Tuning jobs: TOML in, validated scenarios out; every bad key is named."""
 
-from pathlib import Path
-
 import pytest
+from paths import ROOT
 
 from dop_tui.job import Job, JobError, job_from_mapping, load_job
 from dop_tui.jobrun import DEFAULT_REPLAY_JOB, default_replay_job
@@ -100,7 +99,7 @@ def test_job_defaults_are_valid():
 def test_a_job_sketch_list_restricts_its_ops_only():
     from dop_tui.search.loop import SearchControls
 
-    job = load_job(Path(__file__).resolve().parent.parent / "sessions" / "h200-vllm-configs.toml")
+    job = load_job(ROOT / "sessions" / "h200-vllm-configs.toml")
     assert job.sketches == ("shrink/vllm/triton", "expand/vllm/triton") and job_from_mapping(job.to_mapping()) == job
     controls = SearchControls(only=frozenset(job.sketches))
     assert controls.sketches("shrink") == ("shrink/vllm/triton",) and controls.sketches("expand") == (

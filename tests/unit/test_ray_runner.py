@@ -17,8 +17,6 @@ from dop_tui.scenario import make_scenario
 from dop_tui.session.store import load
 from dop_tui.space import BASELINES, sample_many, sketches_for
 
-ROOT = Path(__file__).resolve().parent.parent
-
 
 def _items():
     rng = random.Random(0)

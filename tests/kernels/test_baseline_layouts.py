@@ -2,17 +2,17 @@
 chunked batch layout. Kernel correctness is in ``test_kernels_interpret.py``."""
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
+from paths import ROOT
 
 from dop_tui.kernels import vllm_configs
 from dop_tui.kernels.baselines_sglang import CHUNK, chunked_batch
 from dop_tui.kernels.baselines_vllm import lora_meta
 from dop_tui.kernels.vllm_tuned_h100 import TABLES
 
-REFERENCE = Path(__file__).resolve().parent.parent / "bench" / "reference" / "h200_open_kernels.json"
+REFERENCE = ROOT / "bench" / "reference" / "h200_open_kernels.json"
 TABLE = {"3": {"1": {"8": {"4096": {"16": {"block_m": 16, "split_k": 32}}},
                      "64": {"4096": {"16": {"block_m": 64, "split_k": 8}}, "11008": {"16": {"block_m": 32}}}}},
          "9": {"1": {"8": {"4096": {"16": {"block_m": 128}}}},

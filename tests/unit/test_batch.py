@@ -3,15 +3,15 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from paths import ROOT
 from typer.testing import CliRunner
 
 from dop_tui.cli import app
 from dop_tui.session.store import load
 
-DATASET = Path(__file__).resolve().parent.parent / "sessions" / "h200-decode-foundation.json.gz"
+DATASET = ROOT / "sessions" / "h200-decode-foundation.json.gz"
 runner = CliRunner()
 
 

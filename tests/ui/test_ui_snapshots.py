@@ -8,16 +8,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_ui_support import finish, small_job, steady_clock
 from textual.pilot import Pilot
 from textual.widgets import Input
+from ui_support import finish, small_job, steady_clock
 
 import dop_tui.jobrun
 from dop_tui.ui.app import DopApp, make_app
 from dop_tui.ui.widgets.sketch_tree import SketchTree
-
-pytest_plugins = ("test_ui_support",)  # its fixture fast_replay
-pytestmark = pytest.mark.usefixtures("fast_replay")
 
 
 @pytest.fixture

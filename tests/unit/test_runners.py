@@ -1,6 +1,7 @@
 """Runners: interpreter correctness with error kinds, replay returns exactly what was recorded."""
 
 import pytest
+from paths import ROOT
 
 from dop_tui.measure.record import Measurement
 from dop_tui.measure.runners import InterpretRunner, ReplayRunner, classify_exception
@@ -97,11 +98,10 @@ def test_gpu_workers_keep_scenario_states_within_their_memory_share():
 def test_short_graph_timings_are_marked_and_never_the_best_of_their_scenario():
     """On the H200 job's session: short graphs carry their probe in the method, and the best of every scenario
     came from a full graph (a short one is slower than its scenario's bar by construction)."""
-    from pathlib import Path
 
     from dop_tui.session.store import load
 
-    session = load(Path(__file__).resolve().parent.parent / "sessions" / "h200-7b-decode.json.gz")
+    session = load(ROOT / "sessions" / "h200-7b-decode.json.gz")
     ok = [m for m in session.measurements if m.status == "ok" and m.us is not None]
     short = [m for m in ok if m.short]
     assert short and all("(probe " in m.method for m in short)

@@ -2,10 +2,11 @@
 
 import json
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
+from doubles import TinyModel
+from paths import ROOT
 
 from dop_tui.cost.model import CostModel
 from dop_tui.measure.runners import ReplayRunner
@@ -23,33 +24,7 @@ from dop_tui.search.loop import SearchControls, rounds_in, tune
 from dop_tui.session.store import load
 from dop_tui.space import BASELINES, SKETCH_BY_ID, SKETCHES, Candidate, sketches_for, why_invalid
 
-SESSION = Path(__file__).resolve().parent.parent / "sessions" / "h200-decode-foundation.json.gz"
-
-
-class TinyModel:
-    """Test double of ``dop_tui.cost.model.CostModel``: scores a candidate by the mean normalised throughput
-    its sketch reached in training (untrained below ``min_train`` rows: zeros)."""
-
-    def __init__(self, min_train: int = 16) -> None:
-        self.min_train, self.n_train, self._table = min_train, 0, {}
-
-    @property
-    def trained(self) -> bool:
-        return self.n_train >= self.min_train
-
-    def fit(self, data):
-        rows = [(s, m) for s, m in data if m.status == "ok" and m.us]
-        best = {}
-        for s, m in rows:
-            best[s.key] = min(best.get(s.key, m.us), m.us)
-        sums = {}
-        for s, m in rows:
-            total, n = sums.get(m.kernel, (0.0, 0))
-            sums[m.kernel] = (total + best[s.key] / m.us, n + 1)
-        self.n_train, self._table = len(rows), {k: t / n for k, (t, n) in sums.items()}
-
-    def score(self, scn, items):
-        return np.array([self._table.get(k, 0.0) if self.trained else 0.0 for k, _ in items])
+SESSION = ROOT / "sessions" / "h200-decode-foundation.json.gz"
 
 
 @pytest.fixture(scope="module")
@@ -285,3 +260,29 @@ def test_a_round_goes_to_the_runner_at_once_and_comes_back_in_picked_order(repla
     assert whole.log[0] == [(s.key, sum(b.op == s.op for b in BASELINES)) for s in scns]  # round 0: baselines
     first = next(e for e in events if isinstance(e, RoundStarted) and e.round == 1)
     assert whole.log[1] == [(k, 8) for k in first.scenarios]
+
+
+@pytest.mark.parametrize("strategy", ["evolution", "genetic"])
+def test_a_run_does_not_depend_on_pythons_hash_seed(tmp_path, strategy):
+    """The same job under two PYTHONHASHSEED values measures the same candidates in the same order (no set or
+    dict of strings decides anything)."""
+    import os
+    import subprocess
+    import sys
+
+    sessions = ROOT / "sessions"
+    job = tmp_path / "job.toml"
+    job.write_text(
+        f'ops = ["shrink", "fused"]\nprojections = ["q"]\nbatch_sizes = [8, 32]\nworkloads = ["distinct", "skewed"]\n'
+        f'backend = "replay"\nreplay = ["{sessions / "h200-7b-decode.json.gz"}", '
+        f'"{sessions / "h200-decode-random.json.gz"}"]\nbudget = 96\nseed = 3\nstrategy = "{strategy}"\n'
+    )
+    runs = []
+    for hash_seed in ("1", "2"):
+        out = tmp_path / f"h{hash_seed}.json.gz"
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        cmd = [sys.executable, "-m", "dop_tui.cli", "tune", "--batch", str(job), "-o", str(out)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+        runs.append([(m.scenario, m.kernel, sorted(m.config.items())) for m in load(out).measurements])
+    assert runs[0] == runs[1] and len(runs[0]) > 96

@@ -1,10 +1,10 @@
 """The cost model: metrics on hand-computed cases, the feature layout, and the model's contract."""
 
 import random
-from pathlib import Path
 
 import numpy as np
 import pytest
+from paths import ROOT
 
 from dop_tui.cost import evaluate, feature_names, featurize, featurize_many
 from dop_tui.cost.features import FILL, LOG2_PARAMS
@@ -16,7 +16,7 @@ from dop_tui.session.store import load
 from dop_tui.space import BASELINES, DEFAULT_DEVICE, SKETCHES, sample
 from dop_tui.space.device import device_for_name
 
-SESSION = Path(__file__).parents[1] / "sessions" / "h200-decode-foundation.json.gz"
+SESSION = ROOT / "sessions" / "h200-decode-foundation.json.gz"
 COL = {n: i for i, n in enumerate(feature_names())}
 
 

@@ -6,7 +6,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from test_ui_support import REPLAY, finish, small_job, until
+from ui_support import REPLAY, finish, small_job, until
 
 from dop_tui.session.store import load
 from dop_tui.space import BASELINES
@@ -29,8 +29,6 @@ from dop_tui.ui.widgets.sketch_tree import SketchTree
 
 SIZE = (120, 40)
 NAMES = {b.name for b in BASELINES}  # every baseline is in the bundled dataset
-pytest_plugins = ("test_ui_support",)  # its fixtures: fast_replay, gate
-pytestmark = pytest.mark.usefixtures("fast_replay")
 
 
 def _app(tmp_path: Path, budget: int = 48, autostart: bool = True, **overrides: object) -> DopApp:
