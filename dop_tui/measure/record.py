@@ -53,6 +53,12 @@ class Measurement:
         return self.scenario, self.kernel, tuple(sorted(self.config.items()))
 
     @property
+    def speed_key(self) -> tuple[bool, float]:
+        """What "faster" compares, everywhere a best is picked: a full timing before any screening time, then
+        the time (no time: last)."""
+        return self.screening, self.us if self.us is not None else math.inf
+
+    @property
     def gbps(self) -> float | None:
         return self.bytes / (self.us * 1e3) if self.us and self.bytes is not None else None
 

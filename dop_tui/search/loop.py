@@ -161,7 +161,7 @@ class _State:
             self.measured[key].setdefault(Candidate.make(m.kernel, m.config), m)
             if m.status == "ok" and m.us is not None:
                 self.train.append((scn, m))
-                if key not in self.best or m.us < self.best[key].us:
+                if key not in self.best or m.speed_key < self.best[key].speed_key:
                     self.best[key] = m
         self.scheduler.observe(key, ms)
 

@@ -45,17 +45,13 @@ def best_per_scenario(session: Session, screening_fallback: bool = False) -> lis
     and the scenario has no other: a replay of a screened dataset); speedups over the same scenario's timed
     baselines."""
     sketches: dict[str, Measurement] = {}
-    screened: dict[str, Measurement] = {}
     for m in session.measurements:
         if m.status != "ok" or m.us is None or "/baseline/" in m.kernel:
             continue
-        if m.screening:
-            if m.scenario not in screened or m.us < screened[m.scenario].us:
-                screened[m.scenario] = m
-        elif m.scenario not in sketches or m.us < sketches[m.scenario].us:
+        if m.scenario not in sketches or m.speed_key < sketches[m.scenario].speed_key:
             sketches[m.scenario] = m
-    if screening_fallback:
-        sketches = {**screened, **sketches}
+    if not screening_fallback:
+        sketches = {k: m for k, m in sketches.items() if not m.screening}
     baselines = baseline_times(session)
     return [
         Best(key, m, {n: t / m.us for n, t in sorted(baselines.get(key, {}).items())}) for key, m in sketches.items()

@@ -84,8 +84,9 @@ def geomean(values: Iterable[float]) -> float | None:
 
 
 def timed(m: Measurement) -> bool:
-    """A correct measurement with a time: the only kind that counts as fast. Screening times count, as
-    they do in the loop's own bests (the leaderboard's detail line says which method timed a row)."""
+    """A correct measurement with a time: the only kind that counts as fast. Bests compare ``speed_key``: a
+    screening time counts only where no full timing exists (the leaderboard's detail line says which method
+    timed a row)."""
     return m.status == "ok" and m.us is not None
 
 
@@ -316,7 +317,7 @@ class Workbench:
                 if is_baseline(m.kernel):
                     self._reference[m.scenario] = min(self._reference.get(m.scenario, m.us), m.us)
                 best = self._best.setdefault(m.scenario, {})
-                if m.kernel not in best or m.us < best[m.kernel].measurement.us:
+                if m.kernel not in best or m.speed_key < best[m.kernel].measurement.speed_key:
                     best[m.kernel] = s
 
     def _prior(self, prior: Prior) -> None:
@@ -392,7 +393,7 @@ class Workbench:
         for kernel, s in self._best.get(scenario, {}).items():
             if is_baseline(kernel) or not under(kernel, node):
                 continue
-            if best is None or s.measurement.us < best.measurement.us:
+            if best is None or s.measurement.speed_key < best.measurement.speed_key:
                 best = s
         return best
 
@@ -543,9 +544,9 @@ class Workbench:
                 m = s.measurement
                 if m.scenario != scope.scenario or is_baseline(m.kernel) or not under(m.kernel, scope.node):
                     continue
-                if timed(m) and (m.key not in seen or m.us < seen[m.key].measurement.us):
+                if timed(m) and (m.key not in seen or m.speed_key < seen[m.key].measurement.speed_key):
                     seen[m.key] = s
-            ranked = sorted(seen.values(), key=lambda s: s.measurement.us)[:limit]
+            ranked = sorted(seen.values(), key=lambda s: s.measurement.speed_key)[:limit]
         else:
             ranked = [b for scn in self.scenarios if (b := self._node_best(scn, scope.node)) is not None]
         return [self._row(s) for s in ranked]
