@@ -17,13 +17,14 @@ def _oob_kernel(x_ptr, out_ptr):
     tl.store(out_ptr, tl.load(x_ptr + (1 << 40)))  # 1 TiB past the tensor: an illegal address
 
 
-def bind_hang(ops, config):
-    flag = torch.zeros(1, dtype=torch.int32, device=ops.x.device)
+def bind_hang(x, a, v, *_: object, **__: object):
+    """A shrink launcher's signature (``x, a, v, seg_indptr, weight_indices, **options``)."""
+    flag = torch.zeros(1, dtype=torch.int32, device=x.device)
     return lambda: _hang_kernel[(1,)](flag)
 
 
-def bind_oob(ops, config):
-    return lambda: _oob_kernel[(1,)](ops.x, ops.v)
+def bind_oob(x, a, v, *_: object, **__: object):
+    return lambda: _oob_kernel[(1,)](x, v)
 
 
 FAULTS = {"shrink/test/hang": bind_hang, "shrink/test/oob": bind_oob}

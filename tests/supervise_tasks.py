@@ -41,11 +41,16 @@ def die_in_init(slot: int) -> None:
 
 def fake_gpu_task(task: tuple) -> dict:
     """The GPU runner's task without a GPU: a time that is a function of the request alone (so any worker
-    gives the same answer), a short sleep, and the worker's pinned device in ``env["gpu"]``."""
+    gives the same answer), a short sleep, and the worker's pinned device in ``env["gpu"]``; the kernel ids
+    ``shrink/test/hang`` and ``shrink/test/fault`` never return and kill the worker as a CUDA fault does."""
     from dop_tui.measure.record import Measurement
     from dop_tui.scenario import Scenario
 
     scn_json, kid, cfg, opts = task
+    if kid == "shrink/test/hang":
+        time.sleep(60)
+    if kid == "shrink/test/fault":
+        os._exit(13)  # as the GPU worker exits on a CUDA error
     time.sleep(opts.get("sleep_s", 0.01))
     us = 1.0 + sum(v * (i + 1) for i, v in enumerate(sorted(cfg.values()))) % 97 / 10
     env = {"gpu": os.environ.get("CUDA_VISIBLE_DEVICES", ""), "best_seen": str(opts.get("best_us"))}

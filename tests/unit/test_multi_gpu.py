@@ -109,3 +109,22 @@ def test_a_gpu_that_cannot_start_takes_no_request_from_the_queue(monkeypatch):
         loads = runner.loads()
     assert {m.status for m in ms} == {"ok"} and {m.env["gpu"] for m in ms} == {"0"}
     assert [d.measured for d in loads] == [len(reqs), 0]
+
+
+def test_a_hang_and_a_fault_in_a_round_cost_their_requests_only():
+    """Across a round on two GPUs, a kernel that never returns is a ``timeout`` and one that faults is a
+    ``crash`` (its worker replaced); every other request of every scenario is measured."""
+    scns = _scenarios()[:2]
+    bad = [("shrink/test/hang", {}), ("shrink/test/fault", {})]
+    items = [(scns[0], [*((b.id, {}) for b in BASELINES if b.op == "shrink"), *bad]),
+             (scns[1], [(b.id, {}) for b in BASELINES if b.op == "shrink"])]  # fmt: skip
+    runner = GpuRunner(workers=2, compile_workers=0, task_fn=fake_gpu_task, init_fn=fake_pin_gpu, do_bench=False,
+                       timeout_s=2.0)  # fmt: skip
+    with runner:
+        got = dict(runner.measure_round(items))
+        restarts = runner.pool.restarts
+    statuses = {m.kernel: m.status for m in got[0]}
+    assert statuses["shrink/test/hang"] == "timeout" and statuses["shrink/test/fault"] == "crash"
+    assert "(CUDA fault)" in next(m.message for m in got[0] if m.kernel == "shrink/test/fault")
+    assert all(m.status == "ok" for m in got[0] if "/test/" not in m.kernel)
+    assert all(m.status == "ok" for m in got[1]) and restarts == 2
