@@ -264,6 +264,8 @@ def load_job(path: str | Path) -> Job:
         raise JobError(f"cannot read job file {path}: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise JobError(f"{path} is not valid TOML: {exc}") from None
+    except RecursionError:
+        raise JobError(f"{path} nests arrays or tables too deeply to read") from None
     try:
         return job_from_mapping(data, source=str(path))
     except JobError as exc:

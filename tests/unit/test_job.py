@@ -106,3 +106,10 @@ def test_a_job_sketch_list_restricts_its_ops_only():
         "expand/vllm/triton",
     )
     assert len(controls.sketches("fused")) == 2  # an op the list does not name keeps every sketch
+
+
+def test_a_job_nested_too_deeply_is_a_job_error(tmp_path):
+    path = tmp_path / "deep.toml"
+    path.write_text('ops = ["shrink"]\nname = ' + "[" * 500 + "]" * 500 + "\n")
+    with pytest.raises(JobError, match="too deeply"):
+        load_job(path)
