@@ -78,20 +78,27 @@ def test_sglang_batch_sorts_by_adapter_and_cuts_runs_into_chunks(lens, adapters,
     assert [mapping[t] for t in tokens] == sorted(mapping)  # tokens grouped by adapter
 
 
-def test_vllm_metadata_is_built_once_per_layout_and_rebuilt_when_it_changes():
-    """Every rotated copy of a timing shares one segment layout: vLLM's metadata is built once for it (as vLLM
-    builds it once per step for every layer), and again when the adapter ids change in place."""
+def test_vllm_metadata_is_computed_once_per_layout_and_copied_per_call():
+    """Every rotated copy of a timing shares one segment layout: vLLM's metadata is computed once for it and
+    each call gets tensors of its own (the copies rotate it as the reference timing did); an in-place change
+    of the adapter ids computes it again."""
     import torch
 
-    from dop_tui.kernels.baselines_vllm import lora_meta, shared_meta
+    from dop_tui.kernels import baselines_vllm
+    from dop_tui.kernels.baselines_vllm import layout_meta, lora_meta
 
-    w = torch.tensor([2, 0, 2], dtype=torch.int32)
-    indptr = torch.tensor([0, 1, 3, 4], dtype=torch.int32)
-    first = shared_meta(indptr, w, 4, indptr=True)
-    assert shared_meta(indptr, w, 4, indptr=True) is first
-    assert shared_meta([1, 2, 1], w, 4) is not first  # host lengths: their own entry, the same values
-    assert all(torch.equal(a, b) for a, b in zip(shared_meta([1, 2, 1], w, 4), first, strict=True))
-    w[1] = 1  # an in-place change: a new version, new metadata
-    again = shared_meta(indptr, w, 4, indptr=True)
-    assert again is not first
-    assert all(torch.equal(a, b) for a, b in zip(again, lora_meta([1, 2, 1], w, 4), strict=True))
+    calls = []
+    real = baselines_vllm.lora_meta
+    baselines_vllm.lora_meta = lambda *a: calls.append(a) or real(*a)
+    try:
+        w = torch.tensor([2, 0, 2], dtype=torch.int32)
+        indptr = torch.tensor([0, 1, 3, 4], dtype=torch.int32)
+        first, second = layout_meta(indptr, w, 4, indptr=True), layout_meta(indptr, w, 4, indptr=True)
+        assert len(calls) == 1
+        assert all(torch.equal(a, b) and a.data_ptr() != b.data_ptr() for a, b in zip(first, second, strict=True))
+        w[1] = 1  # an in-place change: a new version, computed again
+        again = layout_meta(indptr, w, 4, indptr=True)
+        assert len(calls) == 2
+        assert all(torch.equal(a, b) for a, b in zip(again, lora_meta([1, 2, 1], w, 4), strict=True))
+    finally:
+        baselines_vllm.lora_meta = real
