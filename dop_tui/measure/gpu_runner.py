@@ -37,7 +37,7 @@ from typing import Any
 
 from dop_tui.measure.compile_pool import CompilePool
 from dop_tui.measure.record import DeviceLoad, Measurement
-from dop_tui.measure.runners import Item, Request, classify_exception, invalid_measurement
+from dop_tui.measure.runners import Item, Request, Tally, classify_exception, invalid_measurement, pick_for
 from dop_tui.measure.supervise import Status, WorkerPool
 from dop_tui.scenario import Scenario
 
@@ -230,9 +230,7 @@ class GpuRunner:
                                timeout_s=timeout_s)  # fmt: skip
         self.pool.start()
         self._best: dict[str, float] = {}  # scenario key -> best full graph timing on any GPU
-        self._warm: list[set[str]] = [set() for _ in self.gpus]  # scenarios each worker has built
-        self._held: list[str] = [""] * workers  # scenario of the request each worker holds
-        self._done, self._busy = [0] * workers, [0.0] * workers
+        self._tallies = [Tally(f"gpu{g}") for g in self.gpus]
 
     def prefetch(self, scn: Scenario, requests: Sequence[Request]) -> None:
         """Start compiling ``requests`` on the CPU pool; a later ``measure`` of them waits less."""
@@ -240,7 +238,8 @@ class GpuRunner:
             self.compiler.submit(scn, [(k, c) for k, c in requests if not invalid_measurement(scn, k, c)])
 
     def measure(self, scn: Scenario, requests: Sequence[Request]) -> list[Measurement]:
-        return next(self.measure_round([(scn, requests)]))[1]
+        ((_, ms),) = self.measure_round([(scn, requests)])  # the whole round: the pool is free again after
+        return ms
 
     def measure_round(self, items: Sequence[Item]) -> Iterator[tuple[int, list[Measurement]]]:
         """Every item's measurements, yielded as each item completes; its requests spread over all GPUs."""
@@ -249,6 +248,7 @@ class GpuRunner:
         tasks: list[tuple[Scenario, str, dict, dict]] = []
         where: list[tuple[int, int]] = []
         for i, (scn, reqs) in enumerate(items):
+            valid = []
             for j, (kid, cfg) in enumerate(reqs):
                 bad = invalid_measurement(scn, kid, cfg)
                 if bad:
@@ -256,7 +256,9 @@ class GpuRunner:
                 else:
                     tasks.append((scn, kid, dict(cfg), dict(self.opts)))
                     where.append((i, j))
-            self.prefetch(scn, reqs)
+                    valid.append((kid, cfg))
+            if self.compiler:
+                self.compiler.submit(scn, valid)
         for i, n in enumerate(left):
             if n == 0:
                 yield i, [m for m in out[i] if m is not None]
@@ -268,8 +270,8 @@ class GpuRunner:
             if pos is not None:
                 scn, kid, cfg, opts = task_of[id(pending[pos])]
                 opts["best_us"] = self._best.get(scn.key, math.inf)
-                self._held[slot] = scn.key
-                self._warm[slot].add(scn.key)
+                self._tallies[slot].held = scn.key
+                self._tallies[slot].built.add(scn.key)
                 if self.compiler:
                     self.compiler.wait(scn, [(kid, cfg)])  # compiled by now: only accounts for it
             return pos
@@ -279,9 +281,8 @@ class GpuRunner:
             scn, kid, cfg, _ = tasks[o.index]
             m = self._outcome(scn, kid, cfg, o)
             if o.worker >= 0:
-                self._held[o.worker] = ""
-                self._done[o.worker] += 1
-                self._busy[o.worker] += o.seconds
+                t = self._tallies[o.worker]
+                t.held, t.measured, t.busy_s = "", t.measured + 1, t.busy_s + o.seconds
             if m.status == "ok" and m.us is not None and not m.short:
                 self._best[scn.key] = min(self._best.get(scn.key, math.inf), m.us)
             out[i][j], left[i] = m, left[i] - 1
@@ -289,17 +290,13 @@ class GpuRunner:
                 yield i, [m for m in out[i] if m is not None]
 
     def _pick(self, slot: int, pending: Sequence[tuple[Scenario, str, dict, dict]]) -> int | None:
-        """The pending request an idle worker takes: among those compiled, first one of a scenario it has
-        built, else one no other worker has built, else the first; None while every one is compiling."""
+        """The pending request an idle worker takes (``runners.pick_for``) among those compiled; None while
+        every one is compiling."""
         ready = [
-            p for p, (scn, kid, cfg, _) in enumerate(pending) if not self.compiler or self.compiler.done(scn, kid, cfg)
-        ]
-        others = set().union(*(w for s, w in enumerate(self._warm) if s != slot))
-        for wanted in (lambda k: k in self._warm[slot], lambda k: k not in others):
-            pos = next((p for p in ready if wanted(pending[p][0].key)), None)
-            if pos is not None:
-                return pos
-        return ready[0] if ready else None
+            (p, scn.key) for p, (scn, kid, cfg, _) in enumerate(pending)
+            if not self.compiler or self.compiler.done(scn, kid, cfg)
+        ]  # fmt: skip
+        return pick_for(self._tallies[slot], self._tallies, ready)
 
     def _outcome(self, scn: Scenario, kid: str, cfg: dict, o: Any) -> Measurement:
         if o.status == Status.OK:
@@ -316,7 +313,7 @@ class GpuRunner:
 
     def loads(self) -> list[DeviceLoad]:
         """Each GPU's work in this runner so far, and the scenario it is measuring now."""
-        return [DeviceLoad(f"gpu{g}", self._done[s], self._busy[s], self._held[s]) for s, g in enumerate(self.gpus)]
+        return [t.load() for t in self._tallies]
 
     def close(self) -> None:
         self.pool.close()

@@ -14,7 +14,8 @@ how CI tests this runner on a local cluster.
 
 ``measure_round`` keeps one queue for the whole round: requests in chunks of at most ``chunk`` of one scenario.
 Each actor holds one chunk and has the next one reserved and compiling (``prefetch``), and takes the first
-pending chunk of a scenario it has built when its own reservation was taken by another (work stealing).
+pending chunk by the runners' shared rule (``runners.pick_for``: a scenario it has built first), or another
+actor's reservation when nothing else is left (work stealing).
 An actor that dies (its node lost) has its chunk handed to another, once; then its requests are ``crash``.
 When no actor is left the round fails with the cause.
 """
@@ -28,11 +29,11 @@ import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from dop_tui.measure.record import DeviceLoad, Measurement
-from dop_tui.measure.runners import Item, Request, invalid_measurement
+from dop_tui.measure.runners import Item, Request, Tally, invalid_measurement, pick_for
 from dop_tui.scenario import Scenario
 
 MEASURES = ("gpu", "interpret")
@@ -102,13 +103,10 @@ class _Chunk:
 @dataclass
 class _Actor:
     handle: Any
-    where: str
+    tally: Tally  # named ``node/gpuN`` (``node/cpuPID`` when interpreting)
     alive: bool = True
     held: _Chunk | None = None
     reserved: _Chunk | None = None
-    built: set[str] = field(default_factory=set)
-    measured: int = 0
-    busy_s: float = 0.0
 
 
 class RayRunner:
@@ -162,12 +160,13 @@ class RayRunner:
         handles = [cls.remote(measure, json.dumps(opts)) for _ in range(n)]
         described = [json.loads(d) for d in ray.get([h.describe.remote() for h in handles])]
         self.devices = sorted({d["device"] for d in described})
-        return [_Actor(h, d["where"]) for h, d in zip(handles, described, strict=True)]
+        return [_Actor(h, Tally(d["where"])) for h, d in zip(handles, described, strict=True)]
 
     # -- the runner protocol -----------------------------------------------------------------------------
 
     def measure(self, scn: Scenario, requests: Sequence[Request]) -> list[Measurement]:
-        return next(self.measure_round([(scn, requests)]))[1]
+        ((_, ms),) = self.measure_round([(scn, requests)])
+        return ms
 
     def measure_round(self, items: Sequence[Item]) -> Iterator[tuple[int, list[Measurement]]]:
         """Every item's measurements, yielded as each item completes, its requests spread over the cluster."""
@@ -198,7 +197,7 @@ class RayRunner:
             ready, _ = self._ray.wait(list(inflight), num_returns=1)
             for ref in ready:
                 a = inflight.pop(ref)
-                chunk, a.held = a.held, None
+                chunk, a.held, a.tally.held = a.held, None, ""
                 assert chunk is not None
                 for i, ms in self._answer(a, ref, chunk, pending):
                     for p, m in zip(chunk.positions, ms, strict=True):
@@ -218,17 +217,17 @@ class RayRunner:
             if other is None:
                 return
             chunk, other.reserved = other.reserved, None
-        a.held = chunk
-        a.built.add(chunk.scn.key)
+        a.held, a.tally.held = chunk, chunk.scn.key
+        a.tally.built.add(chunk.scn.key)
         inflight[a.handle.measure.remote(*chunk.payload())] = a
         if pending:
             a.reserved = pending.pop(self._choose(a, pending))
             a.handle.prefetch.remote(*a.reserved.payload())
 
-    @staticmethod
-    def _choose(a: _Actor, pending: list[_Chunk]) -> int:
-        """The first pending chunk of a scenario the actor has built, else the first."""
-        return next((p for p, c in enumerate(pending) if c.scn.key in a.built), 0)
+    def _choose(self, a: _Actor, pending: list[_Chunk]) -> int:
+        """The pending chunk the actor takes (``runners.pick_for``; ``pending`` is not empty)."""
+        pos = pick_for(a.tally, [x.tally for x in self._actors], [(p, c.scn.key) for p, c in enumerate(pending)])
+        return pos or 0
 
     def _answer(self, a: _Actor, ref: Any, chunk: _Chunk, pending: list[_Chunk]) -> list[tuple[int, list]]:
         """The chunk's measurements, or nothing when it went back to the queue after its actor died."""
@@ -243,16 +242,17 @@ class RayRunner:
             if chunk.tries < 2 and any(x.alive for x in self._actors):
                 pending.insert(0, chunk)
                 return []
-            msg = f"Ray worker {a.where} lost: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            msg = f"Ray worker {a.tally.device} lost: {type(exc).__name__}: {first}"
             return [(chunk.item, [Measurement(chunk.scn.key, k, dict(c), "crash", message=msg)
                                   for k, c in chunk.requests])]  # fmt: skip
-        a.measured += len(chunk.requests)
-        a.busy_s += float(res["seconds"])
+        a.tally.measured += len(chunk.requests)
+        a.tally.busy_s += float(res["seconds"])
         return [(chunk.item, [Measurement.from_json(m) for m in res["measurements"]])]
 
     def loads(self) -> list[DeviceLoad]:
         """Each worker's work so far, named ``node/gpuN`` (``node/cpuPID`` when interpreting)."""
-        return [DeviceLoad(a.where, a.measured, a.busy_s, a.held.scn.key if a.held else "") for a in self._actors]
+        return [a.tally.load() for a in self._actors]
 
     def close(self) -> None:
         for a in self._actors:

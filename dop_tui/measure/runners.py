@@ -17,10 +17,11 @@ any runner that form.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from dop_tui.measure.check import check_kernel
-from dop_tui.measure.record import Measurement
+from dop_tui.measure.record import DeviceLoad, Measurement
 from dop_tui.measure.roofline import roofline
 from dop_tui.scenario import Scenario
 from dop_tui.space import DEFAULT_DEVICE, SKETCH_BY_ID, Candidate, why_invalid
@@ -33,6 +34,32 @@ class Runner(Protocol):
     name: str
 
     def measure(self, scn: Scenario, requests: Sequence[Request]) -> list[Measurement]: ...
+
+
+@dataclass
+class Tally:
+    """What one measuring worker of a multi-device runner has done, and the scenarios it has built."""
+
+    device: str
+    measured: int = 0
+    busy_s: float = 0.0
+    held: str = ""  # scenario key of the request it holds now
+    built: set[str] = field(default_factory=set)
+
+    def load(self) -> DeviceLoad:
+        return DeviceLoad(self.device, self.measured, self.busy_s, self.held)
+
+
+def pick_for(me: Tally, tallies: Sequence[Tally], keys: Sequence[tuple[int, str]]) -> int | None:
+    """Which pending request an idle worker takes, from ``(position, scenario key)`` of those it may take: the
+    first of a scenario it has built, else the first no other worker has built, else the first; None if none
+    (so a scenario's operands are built on as few devices as the queue allows)."""
+    others = set().union(*(t.built for t in tallies if t is not me))
+    for wanted in (lambda k: k in me.built, lambda k: k not in others, lambda k: True):
+        pos = next((p for p, k in keys if wanted(k)), None)
+        if pos is not None:
+            return pos
+    return None
 
 
 def measure_round(runner: Runner, items: Sequence[Item]) -> Iterator[tuple[int, list[Measurement]]]:
