@@ -103,7 +103,7 @@ class Measurement:
         env = d.get("env", {})
         if not isinstance(env, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
             raise ValueError(f"measurement field 'env' must map names to strings, got {env!r}")
-        return cls(**{**_from_text(d), **d})
+        return cls(**(d if _FLAGS & d.keys() else {**_from_text(d), **d}))
 
 
 @dataclass(frozen=True)
@@ -119,8 +119,11 @@ class DeviceLoad:
 _DO_BENCH = re.compile(r"do_bench \(L2 flushed, launch included\): ([0-9.]+) us")
 
 
+_FLAGS = frozenset({"short", "screening", "do_bench_us"})
+
+
 def _from_text(d: dict[str, Any]) -> dict[str, Any]:
-    """The flags an older record carries only in its method and message."""
+    """The flags an older record (one with none of ``_FLAGS``) carries only in its method and message."""
     method, found = d.get("method", ""), _DO_BENCH.search(d.get("message", ""))
     return {"short": SHORT_MARK in method, "screening": method.startswith("screen:"),
             "do_bench_us": float(found.group(1)) if found else None}  # fmt: skip
