@@ -84,25 +84,23 @@ class Leaderboard(Vertical):
 
     def _fit(self, one: bool, baselines: list[str], widths: dict[str, int]) -> tuple[str, ...]:
         """The columns that fit: the essentials, then the config, then one column per baseline (instead of
-        the speedup over the best one)."""
-        first = "#" if one else "scenario"
-
-        room = self.size.width
+        the speedup over the best one). Narrower than the essentials, the time and the speedup stay, then the
+        sketch, and the first column's entry in ``widths`` shrinks to what is left."""
+        first, room = ("#" if one else "scenario"), self.size.width
 
         def fits(cols: tuple[str, ...]) -> bool:
             return sum(widths[c] + 2 for c in cols) <= room
 
-        if fits(with_config := (first, "sketch", "config", "us", "vs best", "floor")):
-            cols = with_config
-        else:  # narrower: the time and the speedup stay; then the sketch; the scenario column gives way last
+        full = (first, "sketch", "config", "us", "vs best", "floor")
+        if not fits(full):
             cols = next((c for c in ((first, "sketch", "us", "vs best", "floor"), (first, "us", "vs best", "sketch"))
                          if fits(c)), (first, "us", "vs best"))  # fmt: skip
             spare = room - 2 - sum(widths[c] + 2 for c in cols)  # a cut table also shows its scrollbar
-            if spare < 0 and self.size.width:
+            if spare < 0 and room:
                 widths[first] = max(12, widths[first] + spare)
             return cols
-        per_baseline = (*(c for c in cols if c not in ("vs best", "floor")), *baselines, "floor")
-        return per_baseline if baselines and fits(per_baseline) else cols
+        per_baseline = (*(c for c in full if c not in ("vs best", "floor")), *baselines, "floor")
+        return per_baseline if baselines and fits(per_baseline) else full
 
     def show(self, rows: list[LeaderRow], baselines: list[str]) -> None:
         """Fill the table; columns get fixed widths (the widest cell, at least the usual width) so that they
