@@ -15,6 +15,7 @@ from typing import Any
 from dop_tui.measure.record import Measurement
 
 BACKENDS = ("gpu", "replay", "interpret", "ray")
+RAY_MISSING = "the ray backend needs Ray: pip install 'dop-tui[ray]' (on every node of the cluster)"
 
 
 def gpu_available() -> bool:
@@ -38,7 +39,7 @@ def enable_backend(backend: str) -> None:
         import importlib.util
 
         if importlib.util.find_spec("ray") is None:
-            raise RuntimeError("the ray backend needs Ray: pip install 'dop-tui[ray]' (on every node of the cluster)")
+            raise RuntimeError(RAY_MISSING)
     elif backend != "replay":
         raise ValueError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
 

@@ -32,6 +32,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from dop_tui.measure.backends import RAY_MISSING
 from dop_tui.measure.record import DeviceLoad, Measurement
 from dop_tui.measure.runners import Item, Request, Tally, invalid_measurement, pick_for
 from dop_tui.scenario import Scenario
@@ -299,5 +300,5 @@ def _import_ray(local: bool) -> Any:
     try:
         import ray
     except ImportError:
-        raise RuntimeError("the ray backend needs Ray on every node: pip install 'dop-tui[ray]'") from None
+        raise RuntimeError(RAY_MISSING) from None
     return ray
