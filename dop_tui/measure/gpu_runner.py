@@ -37,7 +37,7 @@ from typing import Any
 
 from dop_tui.measure.compile_pool import CompilePool
 from dop_tui.measure.record import DeviceLoad, Measurement
-from dop_tui.measure.runners import Item, Request, Tally, classify_exception, invalid_measurement, pick_for
+from dop_tui.measure.runners import Item, Request, RoundBook, Tally, classify_exception, invalid_measurement, pick_for
 from dop_tui.measure.supervise import Status, WorkerPool
 from dop_tui.scenario import Scenario
 
@@ -243,25 +243,16 @@ class GpuRunner:
 
     def measure_round(self, items: Sequence[Item]) -> Iterator[tuple[int, list[Measurement]]]:
         """Every item's measurements, yielded as each item completes; its requests spread over all GPUs."""
-        out: list[list[Measurement | None]] = [[None] * len(reqs) for _, reqs in items]
-        left = [len(reqs) for _, reqs in items]
+        book = RoundBook(items)
         tasks: list[tuple[Scenario, str, dict, dict]] = []
         where: list[tuple[int, int]] = []
         for i, (scn, reqs) in enumerate(items):
-            valid = []
-            for j, (kid, cfg) in enumerate(reqs):
-                bad = invalid_measurement(scn, kid, cfg)
-                if bad:
-                    out[i][j], left[i] = bad, left[i] - 1
-                else:
-                    tasks.append((scn, kid, dict(cfg), dict(self.opts)))
-                    where.append((i, j))
-                    valid.append((kid, cfg))
+            valid = book.to_measure(i)
+            tasks += [(scn, reqs[j][0], dict(reqs[j][1]), dict(self.opts)) for j in valid]
+            where += [(i, j) for j in valid]
             if self.compiler:
-                self.compiler.submit(scn, valid)
-        for i, n in enumerate(left):
-            if n == 0:
-                yield i, [m for m in out[i] if m is not None]
+                self.compiler.submit(scn, [reqs[j] for j in valid])
+        yield from book.complete()
         payload = [(scn.to_json(), kid, cfg, opts) for scn, kid, cfg, opts in tasks]
         task_of = {id(p): t for p, t in zip(payload, tasks, strict=True)}
 
@@ -285,9 +276,9 @@ class GpuRunner:
                 t.held, t.measured, t.busy_s = "", t.measured + 1, t.busy_s + o.seconds
             if m.status == "ok" and m.us is not None and not m.short:
                 self._best[scn.key] = min(self._best.get(scn.key, math.inf), m.us)
-            out[i][j], left[i] = m, left[i] - 1
-            if left[i] == 0:
-                yield i, [m for m in out[i] if m is not None]
+            done = book.fill(i, [j], [m])
+            if done is not None:
+                yield i, done
 
     def _pick(self, slot: int, pending: Sequence[tuple[Scenario, str, dict, dict]]) -> int | None:
         """The pending request an idle worker takes (``runners.pick_for``) among those compiled; None while

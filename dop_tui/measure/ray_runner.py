@@ -34,7 +34,7 @@ from typing import Any
 
 from dop_tui.measure.backends import RAY_MISSING
 from dop_tui.measure.record import DeviceLoad, Measurement
-from dop_tui.measure.runners import Item, Request, Tally, invalid_measurement, pick_for
+from dop_tui.measure.runners import Item, Request, RoundBook, Tally, pick_for
 from dop_tui.scenario import Scenario
 
 MEASURES = ("gpu", "interpret")
@@ -171,23 +171,14 @@ class RayRunner:
 
     def measure_round(self, items: Sequence[Item]) -> Iterator[tuple[int, list[Measurement]]]:
         """Every item's measurements, yielded as each item completes, its requests spread over the cluster."""
-        out: list[list[Measurement | None]] = [[None] * len(reqs) for _, reqs in items]
-        left = [len(reqs) for _, reqs in items]
+        book = RoundBook(items)
         pending: list[_Chunk] = []
         for i, (scn, reqs) in enumerate(items):
-            valid = []
-            for j, (kid, cfg) in enumerate(reqs):
-                bad = invalid_measurement(scn, kid, cfg)
-                if bad:
-                    out[i][j], left[i] = bad, left[i] - 1
-                else:
-                    valid.append(j)
+            valid = book.to_measure(i)
             for s in range(0, len(valid), self.chunk):
                 pos = valid[s : s + self.chunk]
                 pending.append(_Chunk(i, pos, scn, [(reqs[p][0], dict(reqs[p][1])) for p in pos]))
-        for i, n in enumerate(left):
-            if n == 0:
-                yield i, [m for m in out[i] if m is not None]
+        yield from book.complete()
         inflight: dict[Any, _Actor] = {}
         while pending or inflight or any(a.reserved for a in self._actors):
             for a in self._actors:
@@ -200,12 +191,9 @@ class RayRunner:
                 a = inflight.pop(ref)
                 chunk, a.held, a.tally.held = a.held, None, ""
                 assert chunk is not None
-                for i, ms in self._answer(a, ref, chunk, pending):
-                    for p, m in zip(chunk.positions, ms, strict=True):
-                        out[i][p] = m
-                    left[i] -= len(ms)
-                    if left[i] == 0:
-                        yield i, [m for m in out[i] if m is not None]
+                ms = self._answer(a, ref, chunk, pending)
+                if ms is not None and (done := book.fill(chunk.item, chunk.positions, ms)) is not None:
+                    yield chunk.item, done
 
     def _hand(self, a: _Actor, pending: list[_Chunk], inflight: dict[Any, _Actor]) -> None:
         """Give the idle actor its reserved chunk, else the best pending one, else another actor's reservation
@@ -230,8 +218,8 @@ class RayRunner:
         pos = pick_for(a.tally, [x.tally for x in self._actors], [(p, c.scn.key) for p, c in enumerate(pending)])
         return pos or 0
 
-    def _answer(self, a: _Actor, ref: Any, chunk: _Chunk, pending: list[_Chunk]) -> list[tuple[int, list]]:
-        """The chunk's measurements, or nothing when it went back to the queue after its actor died."""
+    def _answer(self, a: _Actor, ref: Any, chunk: _Chunk, pending: list[_Chunk]) -> list[Measurement] | None:
+        """The chunk's measurements, or None when it went back to the queue after its actor died."""
         try:
             res = json.loads(self._ray.get(ref))
         except self._ray.exceptions.RayError as exc:
@@ -242,14 +230,13 @@ class RayRunner:
             chunk.tries += 1
             if chunk.tries < 2 and any(x.alive for x in self._actors):
                 pending.insert(0, chunk)
-                return []
+                return None
             first = str(exc).splitlines()[0] if str(exc) else ""
             msg = f"Ray worker {a.tally.device} lost: {type(exc).__name__}: {first}"
-            return [(chunk.item, [Measurement(chunk.scn.key, k, dict(c), "crash", message=msg)
-                                  for k, c in chunk.requests])]  # fmt: skip
+            return [Measurement(chunk.scn.key, k, dict(c), "crash", message=msg) for k, c in chunk.requests]
         a.tally.measured += len(chunk.requests)
         a.tally.busy_s += float(res["seconds"])
-        return [(chunk.item, [Measurement.from_json(m) for m in res["measurements"]])]
+        return [Measurement.from_json(m) for m in res["measurements"]]
 
     def loads(self) -> list[DeviceLoad]:
         """Each worker's work so far, named ``node/gpuN`` (``node/cpuPID`` when interpreting)."""

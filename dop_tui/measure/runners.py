@@ -36,6 +36,32 @@ class Runner(Protocol):
     def measure(self, scn: Scenario, requests: Sequence[Request]) -> list[Measurement]: ...
 
 
+class RoundBook:
+    """A round's answers by item: requests the space rejects are answered at once, the others as they come;
+    ``fill`` returns an item's measurements, in request order, once every one is in."""
+
+    def __init__(self, items: Sequence[Item]) -> None:
+        self._out = [[invalid_measurement(scn, kid, cfg) for kid, cfg in reqs] for scn, reqs in items]
+        self._left = [sum(m is None for m in row) for row in self._out]
+
+    def to_measure(self, i: int) -> list[int]:
+        """Positions of item ``i``'s requests that need a runner."""
+        return [j for j, m in enumerate(self._out[i]) if m is None]
+
+    def complete(self) -> Iterator[tuple[int, list[Measurement]]]:
+        """The items answered already (every request rejected)."""
+        return ((i, self._answers(i)) for i, n in enumerate(self._left) if n == 0)
+
+    def fill(self, i: int, positions: Sequence[int], ms: Sequence[Measurement]) -> list[Measurement] | None:
+        for j, m in zip(positions, ms, strict=True):
+            self._out[i][j] = m
+        self._left[i] -= len(positions)
+        return self._answers(i) if self._left[i] == 0 else None
+
+    def _answers(self, i: int) -> list[Measurement]:
+        return [m for m in self._out[i] if m is not None]
+
+
 @dataclass
 class Tally:
     """What one measuring worker of a multi-device runner has done, and the scenarios it has built."""
