@@ -29,3 +29,12 @@ def launch_opts(config: Mapping[str, int]) -> dict[str, int]:
 
 def cdiv(a: int, b: int) -> int:
     return -(-a // b)
+
+
+def col_align(h_outs: tuple[int, ...]) -> int:
+    """The largest power of two (at most 16) dividing every projection offset into y's columns."""
+    align = 16
+    for h in h_outs:
+        while h % align:
+            align //= 2
+    return align

@@ -35,7 +35,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import cdiv, dot_cast_fp32, launch_opts
+from ._common import cdiv, col_align, dot_cast_fp32, launch_opts
 
 
 @triton.jit
@@ -214,15 +214,6 @@ def _fused_gemv_kernel(
             y_ptrs += N_SPLIT * BLOCK_N
 
 
-def _col_align(h_outs: tuple[int, ...]) -> int:
-    """The largest power of two (at most 16) dividing every projection offset into y's columns."""
-    align = 16
-    for h in h_outs:
-        while h % align:
-            align //= 2
-    return align
-
-
 def _args(
     x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, y: torch.Tensor, seg_indptr: torch.Tensor,
     weight_indices: torch.Tensor, proj_offsets: torch.Tensor, scale: float,
@@ -254,7 +245,7 @@ def bind_tile_dot(
         EVEN_K=K % bk == 0,
         EVEN_N=all(h % bn == 0 for h in h_outs),
         EVEN_R=rank == br,
-        COL_ALIGN=_col_align(h_outs),
+        COL_ALIGN=col_align(h_outs),
         ACCUMULATE=accumulate,
         TWO_TERM=inter_dtype == torch.float32 and x.dtype != torch.float32,
         CAST_FP32=dot_cast_fp32(x),
@@ -287,7 +278,7 @@ def bind_gemv(
         EVEN_K=K % bk == 0,
         EVEN_N=all(h % bn == 0 for h in h_outs),
         EVEN_R=rank == br,
-        COL_ALIGN=_col_align(h_outs),
+        COL_ALIGN=col_align(h_outs),
         ACCUMULATE=accumulate,
         ROUND_INTER=inter_dtype != torch.float32,
         **launch_opts(config),

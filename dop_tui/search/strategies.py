@@ -64,7 +64,7 @@ class Problem:
 
     def _pool(self, sketch_id: str) -> _Pool:
         if sketch_id not in self._pools:  # every layout with the same legality shares one enumeration
-            view = legality_view(self.scn) if self.allowed is None else self.scn
+            view = legality_view(self.scn, sketch_id) if self.allowed is None else self.scn
             self._pools[sketch_id] = _pool_of(sketch_id, view, self.device, self.allowed)
         return self._pools[sketch_id]
 

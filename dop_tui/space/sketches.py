@@ -58,6 +58,7 @@ class Sketch:
     grid: GridModel  # what its launch does with a config: programs, steps, bytes (the cost model's features)
     params: tuple[tuple[str, tuple[int, ...]], ...]
     rules: tuple[Rule, ...]
+    layout_rules: bool = False  # a rule reads every segment's length, not only the longest and the count
 
     @property
     def id(self) -> str:
@@ -181,6 +182,22 @@ def fused_tile_registers(s: Scenario, c: Mapping[str, int], d: DeviceSpec) -> st
     per_thread = c["BLOCK_M"] * (c["BLOCK_N"] + _rank_block(s)) // (32 * c["num_warps"])
     if per_thread > 64:
         return f"intermediate and output tiles need {per_thread} fp32 registers per thread (> 64): spills"
+    return None
+
+
+COOP_REGS_PER_THREAD = 128  # what the split-K fused kernel's AOT compiles for sm_90 use, at most
+
+
+def one_wave(s: Scenario, c: Mapping[str, int], d: DeviceSpec) -> str | None:
+    """A block's SPLIT_K programs wait for each other: every working program must be resident at once, so the
+    grid must fit one wave (per SM: 32 programs, 64 warps, the register file at COOP_REGS_PER_THREAD, shared
+    memory). Beyond it the kernel stays right but its waits time out into recomputation."""
+    nw = c["num_warps"]
+    smem = max(1, c["num_stages"] * (c["BLOCK_M"] + _rank_block(s)) * c["BLOCK_K"] * s.elem_bytes)
+    per_sm = min(32, 64 // nw, d.regs_per_sm // (32 * nw * COOP_REGS_PER_THREAD), d.smem_per_block // smem)
+    working = sum(cdiv(n, c["BLOCK_M"]) for n in s.seg_lens) * s.num_proj * c["SPLIT_K"]
+    if working > per_sm * d.sms:
+        return f"{working} cooperating programs exceed one wave of {per_sm * d.sms} on {d.name}"
     return None
 
 
@@ -402,6 +419,62 @@ SKETCHES: tuple[Sketch, ...] = (
             fma_registers("BLOCK_T", _fma_rank, "BLOCK_K"),
             fma_registers("BLOCK_T", "BLOCK_N", _fma_rank),
         ),
+    ),
+    Sketch(
+        "fused",
+        "splitk",
+        "dot",
+        "one launch, K split across SPLIT_K cooperating programs per (segment, row tile, projection): each adds "
+        "its partial rank-r product into a workspace, waits for the block's sum and expands its 1/SPLIT_K of "
+        "the columns; tl.dot",
+        Entry("fused_splitk", "bind_splitk_dot"),
+        grid.fused_splitk_dot,
+        (
+            ("BLOCK_M", (16, 32, 64)),
+            ("BLOCK_K", (32, 64, 128, 256)),
+            ("BLOCK_N", (32, 64, 128, 256)),
+            ("SPLIT_K", (2, 4, 8, 16, 32, 64)),
+            ("num_warps", WARPS),
+            ("num_stages", STAGES),
+        ),
+        (
+            cap("BLOCK_M", _max_len, DOT_MIN),
+            cap("BLOCK_K", _k_dim, 32),
+            cap("BLOCK_N", _n_dim, 32),
+            split_has_work("SPLIT_K", "BLOCK_K"),
+            dot_smem("BLOCK_M", _rank_block, "BLOCK_K"),
+            dot_smem("BLOCK_M", "BLOCK_N", _rank_block),
+            fused_tile_registers,
+            one_wave,
+        ),
+        layout_rules=True,
+    ),
+    Sketch(
+        "fused",
+        "splitk",
+        "fma",
+        "as fused/splitk/dot with broadcast-multiply reductions instead of tl.dot: rows of 1 to 8 tokens "
+        "(one-token decode segments) without tensor-core padding",
+        Entry("fused_splitk", "bind_splitk_fma"),
+        grid.fused_splitk_fma,
+        (
+            ("BLOCK_M", (1, 2, 4, 8)),
+            ("BLOCK_K", (64, 128, 256, 512)),
+            ("BLOCK_N", (32, 64, 128, 256)),
+            ("SPLIT_K", (2, 4, 8, 16, 32, 64)),
+            ("num_warps", WARPS),
+            ("num_stages", (1, 2)),
+        ),
+        (
+            cap("BLOCK_M", _max_len),
+            cap("BLOCK_K", _k_dim, 64),
+            cap("BLOCK_N", _n_dim, 32),
+            split_has_work("SPLIT_K", "BLOCK_K"),
+            fma_registers("BLOCK_M", _fma_rank, "BLOCK_K"),
+            fma_registers("BLOCK_M", "BLOCK_N", _fma_rank),
+            one_wave,
+        ),
+        layout_rules=True,
     ),
 )
 

@@ -50,21 +50,23 @@ def why_invalid(
     return [r for rule in sk.rules if (r := rule(scn, config, device)) is not None]
 
 
-def legality_view(scn: Scenario) -> Scenario:
-    """The smallest scenario with the same legality as ``scn``.
+def legality_view(scn: Scenario, sketch_id: str) -> Scenario:
+    """The smallest scenario with the same legality as ``scn`` for the sketch.
 
     Rules read only the shapes, dtypes, the padded longest segment and the padded segment count (the caps
-    pad to powers of two), so every layout with the same ``next_pow2`` of both shares one enumeration.
-    ``tests/test_space.py`` checks this equivalence on random layouts.
+    pad to powers of two), so every layout with the same ``next_pow2`` of both shares one enumeration; a sketch
+    with ``layout_rules`` also reads every segment's length (its view keeps them, sorted).
+    ``tests/unit/test_space.py`` checks this equivalence on random layouts.
     """
     segs, longest = next_pow2(scn.num_segments), next_pow2(scn.max_seg_len)
-    return replace(
-        scn, seg_lens=(longest,) + (1,) * (segs - 1), seg_adapters=(0,) * segs, num_adapters=1, workload="legality"
-    )
+    lens = (longest,) + (1,) * (segs - 1)
+    if get_sketch(sketch_id).layout_rules:
+        lens = tuple(sorted(scn.seg_lens, reverse=True))
+    return replace(scn, seg_lens=lens, seg_adapters=(0,) * len(lens), num_adapters=1, workload="legality")
 
 
 def _valid(sketch_id: str, scn: Scenario, device: DeviceSpec) -> tuple[Candidate, ...]:
-    return _valid_view(sketch_id, legality_view(scn), device)
+    return _valid_view(sketch_id, legality_view(scn, sketch_id), device)
 
 
 @lru_cache(maxsize=4096)

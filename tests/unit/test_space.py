@@ -111,8 +111,8 @@ def test_legality_view_preserves_validity():
         op = rng.choice(["shrink", "expand", "fused"])
         lens = [rng.randint(1, 40) for _ in range(rng.randint(1, 20))]
         s = make_scenario(op, rng.choice([96, 4096]), (rng.choice([64, 4096]),), rng.choice([8, 16, 64]), "bf16", lens)
-        view = legality_view(s)
         for sk in sketches_for(op):
+            view = legality_view(s, sk.id)
             names = [n for n, _ in sk.params]
             combos = list(itertools.product(*(d for _, d in sk.params)))
             for values in rng.sample(combos, min(300, len(combos))):

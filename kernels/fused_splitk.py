@@ -1,0 +1,272 @@
+"""Fused LoRA sketch that splits K: one launch, the shrink's reduction shared by SPLIT_K cooperating programs.
+
+Same operator as ``fused.py``: ``y[seg, off_p:off_p+h_p] (+)= scale * round(x[seg] @ A[w, p*r:(p+1)*r]^T) @
+B[w, off_p:off_p+h_p]^T``. A *block* is one (segment, row tile, projection); its SPLIT_K programs each
+
+1. reduce their share of K (``K_PER_SPLIT`` columns, whole BLOCK_K steps) into an fp32 partial
+   ``t_s[BLOCK_M, BLOCK_R]`` (``tl.dot``, or with USE_DOT=0 a broadcast multiply and sum for 1-8 token rows);
+2. prefetch their first B tile (and y tile when accumulating), add ``t_s`` into the block's slot of an fp32
+   workspace with atomics, and count themselves in (``arrived``);
+3. wait until all SPLIT_K partials are in (``arrived == SPLIT_K``), at most MAX_SPIN polls, then read
+   ``t = sum_s t_s`` from the workspace (bypassing L1). A program whose wait ran out recomputes ``t`` over all
+   of K itself: the result is always right, and a grid too large to be resident at once shows up as a slow
+   time, never as a hang or a wrong result;
+4. expand their own column tiles ``split, split + SPLIT_K, ...`` (BLOCK_N wide) of projection p with the
+   rounded ``t`` (``hi + lo`` 16-bit terms for an fp32 intermediate, as in ``fused.py``);
+5. count themselves out (``left``); the last one re-zeroes the block's workspace slot and both counters, so
+   the next launch finds them zero and no zeroing launch is needed.
+
+The workspace (``[blocks, BLOCK_M, BLOCK_R]`` fp32) and counters (``[2, blocks]`` int32) are allocated zeroed by
+the launcher and owned by its closure: two closures never share them, so calls on different streams do not
+race. A CTA barrier orders every thread's atomics before the arrival count (release, GPU scope); the waiting
+read is an acquire.
+
+Tested in the Triton interpreter, which runs programs one after another: every program but the last of a block
+exhausts its (there tiny) MAX_SPIN and takes the recompute path, the last one reads the complete workspace,
+so both paths are checked; layouts, dtypes, P = 1-3 projections, ranks and options as for ``fused.py``.
+Compiled ahead of time for sm_90.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import torch
+import triton
+import triton.language as tl
+
+from ._common import INTERPRET, cdiv, col_align, dot_cast_fp32, launch_opts
+
+# Polls of the arrival counter before a program gives up waiting and recomputes (each poll is one L2 round
+# trip, under a microsecond; a resident block is complete after a few dozen). The interpreter runs programs
+# one after another, where waiting never succeeds.
+MAX_SPIN = 2 if INTERPRET else 1 << 12
+
+
+@triton.jit
+def _shrink_range(
+    x_ptr, a_ptr, rm, m_mask, w, p, R, k_lo, k_hi,
+    stride_xt, stride_al, stride_ar,
+    BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_R: tl.constexpr, EVEN_K: tl.constexpr,
+    EVEN_R: tl.constexpr, USE_DOT: tl.constexpr, CAST_FP32: tl.constexpr,
+):  # fmt: skip
+    """``x[rm, k_lo:k_hi] @ A[w, p*R:(p+1)*R, k_lo:k_hi]^T`` in fp32, ``[BLOCK_M, BLOCK_R]``; k_lo is a multiple
+    of BLOCK_K, and k_hi one or K (EVEN_K: K is a multiple of BLOCK_K)."""
+    rk = tl.arange(0, BLOCK_K)
+    rr = tl.arange(0, BLOCK_R)
+    r_mask = rr < R
+    acc = tl.zeros((BLOCK_M, BLOCK_R), dtype=tl.float32)
+    if USE_DOT:
+        x_ptrs = x_ptr + rm[:, None].to(tl.int64) * stride_xt + (k_lo + rk)[None, :]
+        a_ptrs = a_ptr + w * stride_al + (p * R + rr)[None, :] * stride_ar + (k_lo + rk)[:, None]
+        for k0 in range(k_lo, k_hi, BLOCK_K):
+            if EVEN_K:
+                xt = tl.load(x_ptrs, mask=m_mask[:, None], other=0.0)
+                at = tl.load(a_ptrs) if EVEN_R else tl.load(a_ptrs, mask=r_mask[None, :], other=0.0)
+            else:
+                k_mask = rk < k_hi - k0
+                xt = tl.load(x_ptrs, mask=m_mask[:, None] & k_mask[None, :], other=0.0)
+                at = tl.load(a_ptrs, mask=r_mask[None, :] & k_mask[:, None], other=0.0)
+            if CAST_FP32:
+                xt = xt.to(tl.float32)
+                at = at.to(tl.float32)
+            acc += tl.dot(xt, at)
+            x_ptrs += BLOCK_K
+            a_ptrs += BLOCK_K
+    else:
+        # 3-D loads, contiguous along K: the broadcast product needs no layout conversion
+        x_ptrs = x_ptr + rm[:, None, None].to(tl.int64) * stride_xt + (k_lo + rk)[None, None, :]
+        a_ptrs = a_ptr + w * stride_al + (p * R + rr)[None, :, None] * stride_ar + (k_lo + rk)[None, None, :]
+        x_mask = m_mask[:, None, None]
+        a_mask = r_mask[None, :, None]
+        for k0 in range(k_lo, k_hi, BLOCK_K):
+            if EVEN_K:
+                xt = tl.load(x_ptrs, mask=x_mask, other=0.0)
+                at = tl.load(a_ptrs) if EVEN_R else tl.load(a_ptrs, mask=a_mask, other=0.0)
+            else:
+                k_mask = (rk < k_hi - k0)[None, None, :]
+                xt = tl.load(x_ptrs, mask=x_mask & k_mask, other=0.0)
+                at = tl.load(a_ptrs, mask=a_mask & k_mask, other=0.0)
+            acc += tl.sum(xt.to(tl.float32) * at.to(tl.float32), axis=2)
+            x_ptrs += BLOCK_K
+            a_ptrs += BLOCK_K
+    return acc
+
+
+@triton.jit
+def _fused_splitk_kernel(
+    # pointers
+    x_ptr, a_ptr, b_ptr, y_ptr, seg_indptr_ptr, weight_idx_ptr, proj_offsets_ptr, ws_ptr, count_ptr,
+    # dimensions
+    K, R, K_PER_SPLIT, N_BLOCKS,
+    # strides (innermost strides are 1: operands are contiguous)
+    stride_xt, stride_al, stride_ar, stride_bl, stride_bn, stride_yt,
+    # scalars
+    scale,
+    # meta-parameters
+    BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr,
+    SPLIT_K: tl.constexpr, EVEN_K: tl.constexpr, EVEN_R: tl.constexpr,
+    COL_ALIGN: tl.constexpr, ACCUMULATE: tl.constexpr, ROUND_INTER: tl.constexpr, TWO_TERM: tl.constexpr,
+    USE_DOT: tl.constexpr, CAST_FP32: tl.constexpr, MAX_SPIN: tl.constexpr,
+):  # fmt: skip
+    pid_ps = tl.program_id(0)
+    pid_m = tl.program_id(1)
+    seg = tl.program_id(2)
+    p = pid_ps // SPLIT_K
+    split = pid_ps % SPLIT_K
+    start = tl.load(seg_indptr_ptr + seg)
+    end = tl.load(seg_indptr_ptr + seg + 1)
+    row0 = start + pid_m * BLOCK_M
+    if row0 >= end:  # the whole block is past its segment: all of its programs return here
+        return
+    col0 = tl.load(proj_offsets_ptr + p)
+    n_cols = tl.load(proj_offsets_ptr + p + 1) - col0
+    if COL_ALIGN > 1:  # every projection offset and width is a multiple of COL_ALIGN: vectorised y accesses
+        col0 = tl.multiple_of(col0, COL_ALIGN)
+        n_cols = tl.multiple_of(n_cols, COL_ALIGN)
+    w = tl.load(weight_idx_ptr + seg).to(tl.int64)
+    rm = row0 + tl.arange(0, BLOCK_M)
+    rr = tl.arange(0, BLOCK_R)
+    rn = tl.arange(0, BLOCK_N)
+    m_mask = rm < end
+    r_mask = rr < R
+    blk = (seg * tl.num_programs(1) + pid_m) * (tl.num_programs(0) // SPLIT_K) + p
+
+    # 1. this program's share of the shrink
+    k_lo = split * K_PER_SPLIT
+    k_hi = tl.minimum(K, k_lo + K_PER_SPLIT)
+    acc = _shrink_range(x_ptr, a_ptr, rm, m_mask, w, p, R, k_lo, k_hi, stride_xt, stride_al, stride_ar,
+                        BLOCK_M, BLOCK_K, BLOCK_R, EVEN_K, EVEN_R, USE_DOT, CAST_FP32)  # fmt: skip
+
+    # 2. prefetch the first output tile's operands: B as [BLOCK_N, BLOCK_R], contiguous along the rank
+    n0 = split * BLOCK_N
+    b_ptrs = b_ptr + w * stride_bl + (col0 + n0 + rn)[:, None].to(tl.int64) * stride_bn + rr[None, :]
+    y_ptrs = y_ptr + rm[:, None].to(tl.int64) * stride_yt + (col0 + n0 + rn)[None, :]
+    n_mask = rn < n_cols - n0
+    if EVEN_R:
+        bt = tl.load(b_ptrs, mask=n_mask[:, None], other=0.0)
+    else:
+        bt = tl.load(b_ptrs, mask=n_mask[:, None] & r_mask[None, :], other=0.0)
+    o_mask = m_mask[:, None] & n_mask[None, :]
+    if ACCUMULATE:
+        yt = tl.load(y_ptrs, mask=o_mask, other=0.0).to(tl.float32)
+
+    # 3. reduce the partials across the block's programs
+    ws_ptrs = ws_ptr + blk * (BLOCK_M * BLOCK_R) + tl.arange(0, BLOCK_M)[:, None] * BLOCK_R + rr[None, :]
+    t_mask = m_mask[:, None] & r_mask[None, :]
+    tl.atomic_add(ws_ptrs, acc, mask=t_mask, sem="relaxed")
+    tl.debug_barrier()  # every thread's partial is in before the count says so
+    arrived = tl.atomic_add(count_ptr + blk, 1, sem="acq_rel") + 1
+    spins = 0
+    while (arrived < SPLIT_K) & (spins < MAX_SPIN):
+        arrived = tl.atomic_add(count_ptr + blk, 0, sem="acquire")
+        spins += 1
+    if arrived >= SPLIT_K:
+        acc = tl.load(ws_ptrs, mask=t_mask, other=0.0, cache_modifier=".cg")
+    else:  # the others are not resident: do the whole reduction here
+        acc = _shrink_range(x_ptr, a_ptr, rm, m_mask, w, p, R, 0, K, stride_xt, stride_al, stride_ar,
+                            BLOCK_M, BLOCK_K, BLOCK_R, EVEN_K, EVEN_R, USE_DOT, CAST_FP32)  # fmt: skip
+
+    # 4. expand this program's column tiles with the rounded intermediate
+    if ROUND_INTER:
+        acc = acc.to(x_ptr.dtype.element_ty).to(tl.float32)
+    if USE_DOT:
+        t_hi = acc.to(x_ptr.dtype.element_ty)
+        if TWO_TERM:
+            t_lo = (acc - t_hi.to(tl.float32)).to(x_ptr.dtype.element_ty)
+        if CAST_FP32:
+            t_hi = t_hi.to(tl.float32)
+            if TWO_TERM:
+                t_lo = t_lo.to(tl.float32)
+    for n in range(n0, n_cols, SPLIT_K * BLOCK_N):
+        if USE_DOT:
+            bd = tl.trans(bt.to(tl.float32) if CAST_FP32 else bt)
+            out = tl.dot(t_hi, bd)
+            if TWO_TERM:
+                out = tl.dot(t_lo, bd, out)
+        else:
+            out = tl.sum(acc[:, None, :] * bt.to(tl.float32)[None, :, :], axis=2)
+        out = out * scale
+        if ACCUMULATE:
+            out += yt
+        tl.store(y_ptrs, out.to(y_ptr.dtype.element_ty), mask=o_mask)
+        # the next tile of this split
+        b_ptrs += SPLIT_K * BLOCK_N * stride_bn
+        y_ptrs += SPLIT_K * BLOCK_N
+        n_mask = rn < n_cols - (n + SPLIT_K * BLOCK_N)  # masked: the last prefetch is past the end
+        if EVEN_R:
+            bt = tl.load(b_ptrs, mask=n_mask[:, None], other=0.0)
+        else:
+            bt = tl.load(b_ptrs, mask=n_mask[:, None] & r_mask[None, :], other=0.0)
+        o_mask = m_mask[:, None] & n_mask[None, :]
+        if ACCUMULATE:
+            yt = tl.load(y_ptrs, mask=o_mask, other=0.0).to(tl.float32)
+
+    # 5. the last program out leaves the workspace and counters zero for the next launch
+    tl.debug_barrier()
+    left = tl.atomic_add(count_ptr + N_BLOCKS + blk, 1, sem="acq_rel") + 1
+    if left == SPLIT_K:
+        tl.store(ws_ptrs, tl.zeros((BLOCK_M, BLOCK_R), dtype=tl.float32))
+        tl.atomic_xchg(count_ptr + blk, 0, sem="relaxed")
+        tl.atomic_xchg(count_ptr + N_BLOCKS + blk, 0, sem="relaxed")
+
+
+def _bind(
+    x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, y: torch.Tensor, seg_indptr: torch.Tensor,
+    weight_indices: torch.Tensor, proj_offsets: torch.Tensor, *, h_outs: tuple[int, ...], max_seg_len: int,
+    scale: float, accumulate: bool, inter_dtype: torch.dtype, config: Mapping[str, int], use_dot: bool,
+) -> Callable[[], None]:  # fmt: skip
+    bm, bk, bn, split = (int(config[k]) for k in ("BLOCK_M", "BLOCK_K", "BLOCK_N", "SPLIT_K"))
+    K, rank = x.shape[1], b.shape[2]
+    br = max(16, triton.next_power_of_2(rank)) if use_dot else triton.next_power_of_2(rank)
+    grid = (len(h_outs) * split, cdiv(max_seg_len, bm), weight_indices.shape[0])
+    blocks = len(h_outs) * grid[1] * grid[2]
+    k_per_split = cdiv(cdiv(K, bk), split) * bk
+    ws = torch.zeros((blocks, bm, br), dtype=torch.float32, device=x.device)
+    counts = torch.zeros((2, blocks), dtype=torch.int32, device=x.device)
+    pointers = (x, a, b, y, seg_indptr, weight_indices, proj_offsets, ws, counts)
+    strides = (x.stride(0), a.stride(0), a.stride(1), b.stride(0), b.stride(1), y.stride(0))
+    args = (*pointers, K, rank, k_per_split, blocks, *strides, float(scale))
+    meta = dict(
+        BLOCK_M=bm,
+        BLOCK_K=bk,
+        BLOCK_N=bn,
+        BLOCK_R=br,
+        SPLIT_K=split,
+        EVEN_K=K % bk == 0,
+        EVEN_R=rank == br,
+        COL_ALIGN=col_align(h_outs),
+        ACCUMULATE=accumulate,
+        ROUND_INTER=inter_dtype != torch.float32,
+        TWO_TERM=use_dot and inter_dtype == torch.float32 and x.dtype != torch.float32,
+        USE_DOT=use_dot,
+        CAST_FP32=dot_cast_fp32(x),
+        MAX_SPIN=MAX_SPIN,
+        **launch_opts(config),
+    )
+
+    def run() -> None:
+        _fused_splitk_kernel[grid](*args, **meta)
+
+    return run
+
+
+def bind_splitk_dot(
+    x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, y: torch.Tensor, seg_indptr: torch.Tensor,
+    weight_indices: torch.Tensor, proj_offsets: torch.Tensor, *, h_outs: tuple[int, ...], max_seg_len: int,
+    scale: float, accumulate: bool, inter_dtype: torch.dtype, config: Mapping[str, int],
+) -> Callable[[], None]:  # fmt: skip
+    """fused/splitk/dot: grid (P x SPLIT_K, row tiles of the longest segment, segments); tl.dot for both products,
+    the K reduction shared through the workspace."""
+    return _bind(x, a, b, y, seg_indptr, weight_indices, proj_offsets, h_outs=h_outs, max_seg_len=max_seg_len,
+                 scale=scale, accumulate=accumulate, inter_dtype=inter_dtype, config=config, use_dot=True)  # fmt: skip
+
+
+def bind_splitk_fma(
+    x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, y: torch.Tensor, seg_indptr: torch.Tensor,
+    weight_indices: torch.Tensor, proj_offsets: torch.Tensor, *, h_outs: tuple[int, ...], max_seg_len: int,
+    scale: float, accumulate: bool, inter_dtype: torch.dtype, config: Mapping[str, int],
+) -> Callable[[], None]:  # fmt: skip
+    """fused/splitk/fma: as ``bind_splitk_dot`` with broadcast-multiply reductions (rows of 1-8 tokens)."""
+    return _bind(x, a, b, y, seg_indptr, weight_indices, proj_offsets, h_outs=h_outs, max_seg_len=max_seg_len,
+                 scale=scale, accumulate=accumulate, inter_dtype=inter_dtype, config=config, use_dot=False)  # fmt: skip
