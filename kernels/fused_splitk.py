@@ -1,25 +1,29 @@
-"""Fused LoRA sketch that splits K: one launch, the shrink's reduction shared by SPLIT_K cooperating programs.
+"""Fused LoRA sketch that splits K: one launch, the shrink's reduction shared by cooperating programs.
 
 Same operator as ``fused.py``: ``y[seg, off_p:off_p+h_p] (+)= scale * round(x[seg] @ A[w, p*r:(p+1)*r]^T) @
-B[w, off_p:off_p+h_p]^T``. A *block* is one (segment, row tile, projection); its SPLIT_K programs each
+B[w, off_p:off_p+h_p]^T``. A *block* is one (segment, row tile, projection) and has ``G = SPLIT_K * N_MULT``
+programs. Each of them
 
-1. reduce their share of K (``K_PER_SPLIT`` columns, whole BLOCK_K steps) into an fp32 partial
-   ``t_s[BLOCK_M, BLOCK_R]`` (``tl.dot``, or with USE_DOT=0 a broadcast multiply and sum for 1-8 token rows);
-2. prefetch their first B tile (and y tile when accumulating), add ``t_s`` into the block's slot of an fp32
-   workspace with atomics, and count themselves in (``arrived``);
-3. wait until all SPLIT_K partials are in (``arrived == SPLIT_K``), at most MAX_SPIN polls, then read
-   ``t = sum_s t_s`` from the workspace (bypassing L1). A program whose wait ran out recomputes ``t`` over all
-   of K itself: the result is always right, and a grid too large to be resident at once shows up as a slow
-   time, never as a hang or a wrong result;
-4. expand their own column tiles ``split, split + SPLIT_K, ...`` (BLOCK_N wide) of projection p with the
-   rounded ``t`` (``hi + lo`` 16-bit terms for an fp32 intermediate, as in ``fused.py``);
-5. count themselves out (``left``); the last one re-zeroes the block's workspace slot and both counters, so
-   the next launch finds them zero and no zeroing launch is needed.
+1. reduces its share of K into an fp32 partial ``t_s[BLOCK_M, BLOCK_R]`` (the first SPLIT_K programs,
+   ``K_PER_SPLIT`` columns each in whole BLOCK_K steps; ``tl.dot``, or with USE_DOT=0 a broadcast multiply and
+   sum for rows of 1-8 tokens); the other programs only expand (more columns in flight for wide outputs);
+2. prefetches its first B tile (and y tile when accumulating), adds ``t_s`` into the block's workspace slot with
+   atomics and counts itself in on the block's counter;
+3. waits until all G programs are counted in, at most MAX_SPIN polls, then reads ``t = sum_s t_s`` from the
+   workspace (bypassing L1). A program whose wait ran out recomputes ``t`` over all of K itself: the result is
+   always right, and a grid too large to be resident at once shows up as a slow time, never as a hang or a
+   wrong result;
+4. expands its own column tiles ``part, part + G, ...`` (BLOCK_N wide) of projection p with the rounded ``t``
+   (``hi + lo`` 16-bit terms for an fp32 intermediate, as in ``fused.py``).
 
-The workspace (``[blocks, BLOCK_M, BLOCK_R]`` fp32) and counters (``[2, blocks]`` int32) are allocated zeroed by
-the launcher and owned by its closure: two closures never share them, so calls on different streams do not
-race. A CTA barrier orders every thread's atomics before the arrival count (release, GPU scope); the waiting
-read is an acquire.
+No launch zeroes anything and no program waits for the others to finish reading. Each block's counter only
+grows (int64): the e-th launch in which the block has rows finds it in ``[e*G, (e+1)*G)`` when a program starts
+(the program itself is not counted yet), so ``e`` is the launch's epoch; it adds into workspace slot ``e % 2``
+and waits for the counter to reach ``(e+1)*G``, while its program 0 zeroes slot ``(e+1) % 2``, which the
+previous launch used and the next will. The workspace (``[blocks, 2, BLOCK_M, BLOCK_R]`` fp32) and counters
+(``[blocks]``) are allocated zeroed by the launcher and owned by its closure: two closures never share them, so
+calls on different streams do not race. A CTA barrier orders every thread's atomics before the arrival count
+(release, GPU scope); the waiting read is an acquire.
 
 Tested in the Triton interpreter, which runs programs one after another: every program but the last of a block
 exhausts its (there tiny) MAX_SPIN and takes the recompute path, the last one reads the complete workspace,
@@ -98,22 +102,23 @@ def _fused_splitk_kernel(
     # pointers
     x_ptr, a_ptr, b_ptr, y_ptr, seg_indptr_ptr, weight_idx_ptr, proj_offsets_ptr, ws_ptr, count_ptr,
     # dimensions
-    K, R, K_PER_SPLIT, N_BLOCKS,
+    K, R, K_PER_SPLIT,
     # strides (innermost strides are 1: operands are contiguous)
     stride_xt, stride_al, stride_ar, stride_bl, stride_bn, stride_yt,
     # scalars
     scale,
     # meta-parameters
     BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr,
-    SPLIT_K: tl.constexpr, EVEN_K: tl.constexpr, EVEN_R: tl.constexpr,
+    SPLIT_K: tl.constexpr, N_MULT: tl.constexpr, EVEN_K: tl.constexpr, EVEN_R: tl.constexpr,
     COL_ALIGN: tl.constexpr, ACCUMULATE: tl.constexpr, ROUND_INTER: tl.constexpr, TWO_TERM: tl.constexpr,
     USE_DOT: tl.constexpr, CAST_FP32: tl.constexpr, MAX_SPIN: tl.constexpr,
 ):  # fmt: skip
     pid_ps = tl.program_id(0)
     pid_m = tl.program_id(1)
     seg = tl.program_id(2)
-    p = pid_ps // SPLIT_K
-    split = pid_ps % SPLIT_K
+    G: tl.constexpr = SPLIT_K * N_MULT
+    p = pid_ps // G
+    part = pid_ps % G
     start = tl.load(seg_indptr_ptr + seg)
     end = tl.load(seg_indptr_ptr + seg + 1)
     row0 = start + pid_m * BLOCK_M
@@ -130,16 +135,16 @@ def _fused_splitk_kernel(
     rn = tl.arange(0, BLOCK_N)
     m_mask = rm < end
     r_mask = rr < R
-    blk = (seg * tl.num_programs(1) + pid_m) * (tl.num_programs(0) // SPLIT_K) + p
+    blk = (seg * tl.num_programs(1) + pid_m) * (tl.num_programs(0) // G) + p
 
     # 1. this program's share of the shrink
-    k_lo = split * K_PER_SPLIT
+    k_lo = tl.minimum(part, SPLIT_K) * K_PER_SPLIT  # programs past SPLIT_K: an empty range
     k_hi = tl.minimum(K, k_lo + K_PER_SPLIT)
     acc = _shrink_range(x_ptr, a_ptr, rm, m_mask, w, p, R, k_lo, k_hi, stride_xt, stride_al, stride_ar,
                         BLOCK_M, BLOCK_K, BLOCK_R, EVEN_K, EVEN_R, USE_DOT, CAST_FP32)  # fmt: skip
 
     # 2. prefetch the first output tile's operands: B as [BLOCK_N, BLOCK_R], contiguous along the rank
-    n0 = split * BLOCK_N
+    n0 = part * BLOCK_N
     b_ptrs = b_ptr + w * stride_bl + (col0 + n0 + rn)[:, None].to(tl.int64) * stride_bn + rr[None, :]
     y_ptrs = y_ptr + rm[:, None].to(tl.int64) * stride_yt + (col0 + n0 + rn)[None, :]
     n_mask = rn < n_cols - n0
@@ -151,17 +156,23 @@ def _fused_splitk_kernel(
     if ACCUMULATE:
         yt = tl.load(y_ptrs, mask=o_mask, other=0.0).to(tl.float32)
 
-    # 3. reduce the partials across the block's programs
-    ws_ptrs = ws_ptr + blk * (BLOCK_M * BLOCK_R) + tl.arange(0, BLOCK_M)[:, None] * BLOCK_R + rr[None, :]
+    # 3. reduce the partials across the block's programs (the epoch scheme of the module docstring)
+    base = (tl.load(count_ptr + blk, cache_modifier=".cg") // G) * G
+    slot = (base // G) % 2
+    tile = tl.arange(0, BLOCK_M)[:, None] * BLOCK_R + rr[None, :]
+    ws_ptrs = ws_ptr + (blk * 2 + slot) * (BLOCK_M * BLOCK_R) + tile
+    if part == 0:  # the slot the previous launch used is the next one's: zero it
+        tl.store(ws_ptr + (blk * 2 + 1 - slot) * (BLOCK_M * BLOCK_R) + tile, tl.zeros_like(acc))
     t_mask = m_mask[:, None] & r_mask[None, :]
-    tl.atomic_add(ws_ptrs, acc, mask=t_mask, sem="relaxed")
+    if part < SPLIT_K:
+        tl.atomic_add(ws_ptrs, acc, mask=t_mask, sem="relaxed")
     tl.debug_barrier()  # every thread's partial is in before the count says so
-    arrived = tl.atomic_add(count_ptr + blk, 1, sem="acq_rel") + 1
+    arrived = tl.atomic_add(count_ptr + blk, 1, sem="acq_rel") + 1 - base
     spins = 0
-    while (arrived < SPLIT_K) & (spins < MAX_SPIN):
-        arrived = tl.atomic_add(count_ptr + blk, 0, sem="acquire")
+    while (arrived < G) & (spins < MAX_SPIN):
+        arrived = tl.atomic_add(count_ptr + blk, 0, sem="acquire") - base
         spins += 1
-    if arrived >= SPLIT_K:
+    if arrived >= G:
         acc = tl.load(ws_ptrs, mask=t_mask, other=0.0, cache_modifier=".cg")
     else:  # the others are not resident: do the whole reduction here
         acc = _shrink_range(x_ptr, a_ptr, rm, m_mask, w, p, R, 0, K, stride_xt, stride_al, stride_ar,
@@ -178,7 +189,7 @@ def _fused_splitk_kernel(
             t_hi = t_hi.to(tl.float32)
             if TWO_TERM:
                 t_lo = t_lo.to(tl.float32)
-    for n in range(n0, n_cols, SPLIT_K * BLOCK_N):
+    for n in range(n0, n_cols, G * BLOCK_N):
         if USE_DOT:
             bd = tl.trans(bt.to(tl.float32) if CAST_FP32 else bt)
             out = tl.dot(t_hi, bd)
@@ -191,9 +202,9 @@ def _fused_splitk_kernel(
             out += yt
         tl.store(y_ptrs, out.to(y_ptr.dtype.element_ty), mask=o_mask)
         # the next tile of this split
-        b_ptrs += SPLIT_K * BLOCK_N * stride_bn
-        y_ptrs += SPLIT_K * BLOCK_N
-        n_mask = rn < n_cols - (n + SPLIT_K * BLOCK_N)  # masked: the last prefetch is past the end
+        b_ptrs += G * BLOCK_N * stride_bn
+        y_ptrs += G * BLOCK_N
+        n_mask = rn < n_cols - (n + G * BLOCK_N)  # masked: the last prefetch is past the end
         if EVEN_R:
             bt = tl.load(b_ptrs, mask=n_mask[:, None], other=0.0)
         else:
@@ -202,37 +213,30 @@ def _fused_splitk_kernel(
         if ACCUMULATE:
             yt = tl.load(y_ptrs, mask=o_mask, other=0.0).to(tl.float32)
 
-    # 5. the last program out leaves the workspace and counters zero for the next launch
-    tl.debug_barrier()
-    left = tl.atomic_add(count_ptr + N_BLOCKS + blk, 1, sem="acq_rel") + 1
-    if left == SPLIT_K:
-        tl.store(ws_ptrs, tl.zeros((BLOCK_M, BLOCK_R), dtype=tl.float32))
-        tl.atomic_xchg(count_ptr + blk, 0, sem="relaxed")
-        tl.atomic_xchg(count_ptr + N_BLOCKS + blk, 0, sem="relaxed")
-
 
 def _bind(
     x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, y: torch.Tensor, seg_indptr: torch.Tensor,
     weight_indices: torch.Tensor, proj_offsets: torch.Tensor, *, h_outs: tuple[int, ...], max_seg_len: int,
     scale: float, accumulate: bool, inter_dtype: torch.dtype, config: Mapping[str, int], use_dot: bool,
 ) -> Callable[[], None]:  # fmt: skip
-    bm, bk, bn, split = (int(config[k]) for k in ("BLOCK_M", "BLOCK_K", "BLOCK_N", "SPLIT_K"))
+    bm, bk, bn, split, mult = (int(config[k]) for k in ("BLOCK_M", "BLOCK_K", "BLOCK_N", "SPLIT_K", "N_MULT"))
     K, rank = x.shape[1], b.shape[2]
     br = max(16, triton.next_power_of_2(rank)) if use_dot else triton.next_power_of_2(rank)
-    grid = (len(h_outs) * split, cdiv(max_seg_len, bm), weight_indices.shape[0])
+    grid = (len(h_outs) * split * mult, cdiv(max_seg_len, bm), weight_indices.shape[0])
     blocks = len(h_outs) * grid[1] * grid[2]
     k_per_split = cdiv(cdiv(K, bk), split) * bk
-    ws = torch.zeros((blocks, bm, br), dtype=torch.float32, device=x.device)
-    counts = torch.zeros((2, blocks), dtype=torch.int32, device=x.device)
+    ws = torch.zeros((blocks, 2, bm, br), dtype=torch.float32, device=x.device)
+    counts = torch.zeros(blocks, dtype=torch.int64, device=x.device)
     pointers = (x, a, b, y, seg_indptr, weight_indices, proj_offsets, ws, counts)
     strides = (x.stride(0), a.stride(0), a.stride(1), b.stride(0), b.stride(1), y.stride(0))
-    args = (*pointers, K, rank, k_per_split, blocks, *strides, float(scale))
+    args = (*pointers, K, rank, k_per_split, *strides, float(scale))
     meta = dict(
         BLOCK_M=bm,
         BLOCK_K=bk,
         BLOCK_N=bn,
         BLOCK_R=br,
         SPLIT_K=split,
+        N_MULT=mult,
         EVEN_K=K % bk == 0,
         EVEN_R=rank == br,
         COL_ALIGN=col_align(h_outs),
@@ -256,8 +260,8 @@ def bind_splitk_dot(
     weight_indices: torch.Tensor, proj_offsets: torch.Tensor, *, h_outs: tuple[int, ...], max_seg_len: int,
     scale: float, accumulate: bool, inter_dtype: torch.dtype, config: Mapping[str, int],
 ) -> Callable[[], None]:  # fmt: skip
-    """fused/splitk/dot: grid (P x SPLIT_K, row tiles of the longest segment, segments); tl.dot for both products,
-    the K reduction shared through the workspace."""
+    """fused/splitk/dot: grid (P x SPLIT_K x N_MULT, row tiles of the longest segment, segments); tl.dot for both
+    products, the K reduction shared through the workspace."""
     return _bind(x, a, b, y, seg_indptr, weight_indices, proj_offsets, h_outs=h_outs, max_seg_len=max_seg_len,
                  scale=scale, accumulate=accumulate, inter_dtype=inter_dtype, config=config, use_dot=True)  # fmt: skip
 

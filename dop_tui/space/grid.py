@@ -197,17 +197,19 @@ def fused_gemv(g: GridShape, p: Mapping[str, np.ndarray]) -> Analytic:
 
 
 def _fused_splitk(g: GridShape, p: Mapping[str, np.ndarray], dot: bool) -> Analytic:
-    """Blocks (segment, row tile, projection) of SPLIT_K programs; each reads its K share of x and A, adds an fp32
-    partial into the workspace (atomic read-modify-write), reads the sum back and expands its column tiles."""
+    """Blocks (segment, row tile, projection) of SPLIT_K * N_MULT programs; SPLIT_K read their K share of x and A
+    and add an fp32 partial into the workspace (atomic read-modify-write), all read the sum back and expand their
+    column tiles."""
     bm, bk, bn, sk, st = p["BLOCK_M"], p["BLOCK_K"], p["BLOCK_N"], p["SPLIT_K"], p["num_stages"]
+    progs = sk * p["N_MULT"]
     tiles = g.tiles(bm)
     rank = g.dot_rank if dot else float(next_pow2(g.scn.rank))
-    ws = 4.0 * tiles * bm * g.P * rank * (2.0 * sk + sk + 1.0)  # atomics, reads back, the re-zeroing
+    ws = 4.0 * tiles * bm * g.P * rank * (2.0 * sk + progs + 1.0)  # atomics, reads back, the zeroing
     return {
         "launches": np.ones_like(bm),
-        "programs": g.P * sk * np.ceil(g.maxlen / bm) * g.S,
-        "active": tiles * g.P * sk,
-        "steps": np.ceil(np.ceil(g.K / bk) / sk) + np.ceil(np.ceil(g.maxH / bn) / sk),
+        "programs": g.P * progs * np.ceil(g.maxlen / bm) * g.S,
+        "active": tiles * g.P * progs,
+        "steps": np.ceil(np.ceil(g.K / bk) / sk) + np.ceil(np.ceil(g.maxH / bn) / progs),
         "bytes": g.b * (g.T * g.K * g.P + tiles * (g.R * g.K + g.H * g.r) + g.c * g.T * g.H) + ws,
         "rows": tiles * bm,
         "smem": st * np.maximum((bm + g.dot_rank) * bk, (bm + bn) * g.dot_rank) * g.b if dot else np.zeros_like(bm),

@@ -188,14 +188,22 @@ def fused_tile_registers(s: Scenario, c: Mapping[str, int], d: DeviceSpec) -> st
 COOP_REGS_PER_THREAD = 128  # what the split-K fused kernel's AOT compiles for sm_90 use, at most
 
 
+def columns_for_every_program(s: Scenario, c: Mapping[str, int], d: DeviceSpec) -> str | None:
+    """N_MULT adds programs that only expand: pure waste once a block has more programs than column tiles."""
+    progs, tiles = c["SPLIT_K"] * c["N_MULT"], cdiv(max(s.h_outs), c["BLOCK_N"])
+    if c["N_MULT"] > 1 and progs > tiles:
+        return f"SPLIT_K x N_MULT = {progs} programs per block exceed the {tiles} column tiles"
+    return None
+
+
 def one_wave(s: Scenario, c: Mapping[str, int], d: DeviceSpec) -> str | None:
-    """A block's SPLIT_K programs wait for each other: every working program must be resident at once, so the
-    grid must fit one wave (per SM: 32 programs, 64 warps, the register file at COOP_REGS_PER_THREAD, shared
-    memory). Beyond it the kernel stays right but its waits time out into recomputation."""
+    """A block's SPLIT_K * N_MULT programs wait for each other: every working program must be resident at once,
+    so the grid must fit one wave (per SM: 32 programs, 64 warps, the register file at COOP_REGS_PER_THREAD,
+    shared memory). Beyond it the kernel stays right but its waits time out into recomputation."""
     nw = c["num_warps"]
     smem = max(1, c["num_stages"] * (c["BLOCK_M"] + _rank_block(s)) * c["BLOCK_K"] * s.elem_bytes)
     per_sm = min(32, 64 // nw, d.regs_per_sm // (32 * nw * COOP_REGS_PER_THREAD), d.smem_per_block // smem)
-    working = sum(cdiv(n, c["BLOCK_M"]) for n in s.seg_lens) * s.num_proj * c["SPLIT_K"]
+    working = sum(cdiv(n, c["BLOCK_M"]) for n in s.seg_lens) * s.num_proj * c["SPLIT_K"] * c["N_MULT"]
     if working > per_sm * d.sms:
         return f"{working} cooperating programs exceed one wave of {per_sm * d.sms} on {d.name}"
     return None
@@ -424,9 +432,9 @@ SKETCHES: tuple[Sketch, ...] = (
         "fused",
         "splitk",
         "dot",
-        "one launch, K split across SPLIT_K cooperating programs per (segment, row tile, projection): each adds "
-        "its partial rank-r product into a workspace, waits for the block's sum and expands its 1/SPLIT_K of "
-        "the columns; tl.dot",
+        "one launch, SPLIT_K x N_MULT cooperating programs per (segment, row tile, projection): SPLIT_K of them "
+        "add a partial rank-r product over their share of K into a workspace, all wait for the block's sum and "
+        "expand their share of the columns; tl.dot",
         Entry("fused_splitk", "bind_splitk_dot"),
         grid.fused_splitk_dot,
         (
@@ -434,6 +442,7 @@ SKETCHES: tuple[Sketch, ...] = (
             ("BLOCK_K", (32, 64, 128, 256)),
             ("BLOCK_N", (32, 64, 128, 256)),
             ("SPLIT_K", (2, 4, 8, 16, 32, 64)),
+            ("N_MULT", (1, 2, 4, 8)),
             ("num_warps", WARPS),
             ("num_stages", STAGES),
         ),
@@ -445,6 +454,7 @@ SKETCHES: tuple[Sketch, ...] = (
             dot_smem("BLOCK_M", _rank_block, "BLOCK_K"),
             dot_smem("BLOCK_M", "BLOCK_N", _rank_block),
             fused_tile_registers,
+            columns_for_every_program,
             one_wave,
         ),
         layout_rules=True,
@@ -462,6 +472,7 @@ SKETCHES: tuple[Sketch, ...] = (
             ("BLOCK_K", (64, 128, 256, 512)),
             ("BLOCK_N", (32, 64, 128, 256)),
             ("SPLIT_K", (2, 4, 8, 16, 32, 64)),
+            ("N_MULT", (1, 2, 4, 8)),
             ("num_warps", WARPS),
             ("num_stages", (1, 2)),
         ),
@@ -472,6 +483,7 @@ SKETCHES: tuple[Sketch, ...] = (
             split_has_work("SPLIT_K", "BLOCK_K"),
             fma_registers("BLOCK_M", _fma_rank, "BLOCK_K"),
             fma_registers("BLOCK_M", "BLOCK_N", _fma_rank),
+            columns_for_every_program,
             one_wave,
         ),
         layout_rules=True,

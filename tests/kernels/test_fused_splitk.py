@@ -1,0 +1,70 @@
+"""The split-K fused kernel keeps state between launches (epoch counters, two workspace slots): it must stay
+right over many launches of one closure, with the segment layout changed in place between them (blocks that
+have rows in one launch and none in the next), as a captured decode step replays it."""
+
+import pytest
+import torch
+
+from dop_tui.measure.launch import bind
+from dop_tui.operands import make_operands
+from dop_tui.reference import relative_error
+from dop_tui.scenario import make_scenario
+from dop_tui.space import why_invalid
+
+# 12 tokens in 3 segment slots, none longer than the first layout's longest (the grid is sized by it)
+LAYOUTS = [[10, 1, 1], [6, 3, 3], [1, 1, 10], [10, 0, 2], [4, 4, 4], [1, 1, 10]]
+
+
+def _expected(ops, bounds: list[int]) -> torch.Tensor:
+    """The overwritten delta for segments ``bounds`` (float64 loop over segments and projections)."""
+    s, r = ops.scenario, ops.scenario.rank
+    x, a, b = ops.x.double(), ops.a.double(), ops.b.double()
+    offs = ops.proj_offsets.tolist()
+    out = torch.zeros_like(ops.y, dtype=torch.float64)
+    for i, w in enumerate(s.seg_adapters):
+        rows = slice(bounds[i], bounds[i + 1])
+        for p in range(s.num_proj):
+            cols = slice(offs[p], offs[p + 1])
+            out[rows, cols] = s.scale * (x[rows] @ a[w, p * r : (p + 1) * r].T) @ b[w, cols].T
+    return out
+
+
+# every program owns column tiles of both projections (160 and 128 wide, 32-column tiles), so the programs that
+# read the workspace (in the interpreter, the last of each block) write results the test sees
+CONFIGS = {
+    "fused/splitk/dot": {
+        "BLOCK_M": 16,
+        "BLOCK_K": 32,
+        "BLOCK_N": 32,
+        "SPLIT_K": 2,
+        "N_MULT": 1,
+        "num_warps": 4,
+        "num_stages": 1,
+    },
+    "fused/splitk/fma": {
+        "BLOCK_M": 2,
+        "BLOCK_K": 64,
+        "BLOCK_N": 32,
+        "SPLIT_K": 2,
+        "N_MULT": 2,
+        "num_warps": 2,
+        "num_stages": 1,
+    },
+}
+
+
+@pytest.mark.parametrize("sketch", sorted(CONFIGS))
+def test_repeated_launches_with_layouts_changed_in_place(sketch):
+    scn = make_scenario("fused", 192, (160, 128), 8, "fp32", LAYOUTS[0], accumulate=False, workload="skewed")
+    cfg = CONFIGS[sketch]
+    assert not why_invalid(sketch, scn, cfg)
+    ops = make_operands(scn, seed=3)
+    run = bind(sketch, ops, cfg)  # one closure: one workspace, one set of counters
+    for launch, lens in enumerate(LAYOUTS):
+        bounds = [0]
+        for n in lens:
+            bounds.append(bounds[-1] + n)
+        ops.seg_indptr.copy_(torch.tensor(bounds, dtype=torch.int32))  # in place, as a serving step updates it
+        ops.y.fill_(7.0)
+        run()
+        assert relative_error(ops.y, _expected(ops, bounds)) < 1e-5, f"launch {launch}, segments {lens}: {cfg}"
