@@ -86,3 +86,132 @@ def search(
     )
     if out:
         console.print(f"report: {out}")
+
+
+@bench_app.command("serve")
+def serve(
+    model: Annotated[str, typer.Option("--model", help="llama2-7b, llama2-13b or tiny (a CPU runs tiny).")] = (
+        "llama2-7b"
+    ),
+    layers: Annotated[int | None, typer.Option("--layers", min=1, help="Layers (default: the model's).")] = None,
+    rank: Annotated[int, typer.Option("--rank", min=1, help="LoRA rank of every adapter.")] = 16,
+    ctx: Annotated[int, typer.Option("--ctx", min=1, help="Tokens already in each request's KV cache.")] = 512,
+    batch_sizes: Annotated[str, typer.Option("--batch-sizes", help="Comma-separated decode batch sizes.")] = (
+        "1,8,16,32,64,128"
+    ),
+    workloads: Annotated[
+        str, typer.Option("--workloads", help="Comma-separated: distinct, uniform, skewed, identical.")
+    ] = "distinct,uniform,skewed,identical",
+    backends: Annotated[
+        str,
+        typer.Option(
+            "--backends",
+            help="Comma-separated: none, torch, vllm, vllm-tuned, sglang, punica, package:PATH (a dop export).",
+        ),
+    ] = "none,torch,vllm,vllm-tuned,sglang,punica",
+    device: Annotated[str, typer.Option("--device", help="cuda or cpu (cpu: kernels in the Triton interpreter).")] = (
+        "cuda"
+    ),
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the rows as JSON here.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Let --json replace an existing file.")] = False,
+    replays: Annotated[int, typer.Option("--replays", min=1, help="GPU: graph replays per timing (5 timings).")] = 20,
+) -> None:
+    """Decode steps of a multi-tenant LoRA decoder (random weights, LoRA on all seven projections) per backend:
+    each backend's logits checked against torch's, then one step timed in a CUDA graph."""
+    from dop_tui.workloads import WORKLOADS
+
+    def fail(message: str) -> None:
+        console.print(f"[red]error:[/] {message}")
+        raise typer.Exit(2)
+
+    if device not in ("cuda", "cpu"):
+        fail(f"--device: expected cuda or cpu, got {device!r}")
+    if json_out is not None and json_out.exists() and not force:
+        fail(f"--json: {json_out} exists; pass --force to replace it")
+    try:
+        sizes = [int(b) for b in batch_sizes.split(",") if b.strip()]
+    except ValueError:
+        sizes = []
+    if not sizes or any(not 1 <= b <= 4096 for b in sizes):
+        fail(f"--batch-sizes: expected comma-separated sizes from 1 to 4096, got {batch_sizes!r}")
+    loads = [w.strip() for w in workloads.split(",") if w.strip()]
+    if not loads or any(w not in WORKLOADS for w in loads):
+        fail(f"--workloads: expected some of {', '.join(WORKLOADS)}, got {workloads!r}")
+    if device == "cpu":  # before anything imports triton
+        os.environ["TRITON_INTERPRET"] = "1"
+    import torch
+
+    from dop_tui.serve.backends import BackendError, parse_backends
+    from dop_tui.serve.bench import cases, run, summary
+    from dop_tui.serve.model import PRESETS
+
+    if model not in PRESETS:
+        fail(f"--model: expected one of {', '.join(PRESETS)}, got {model!r}")
+    try:
+        names = parse_backends(backends)
+    except BackendError as exc:
+        fail(str(exc))
+    if device == "cuda" and not torch.cuda.is_available():
+        fail("--device cuda: no CUDA GPU here (run the tiny model with --device cpu)")
+    shape = PRESETS[model]
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        from dop_tui.measure.calibrate import device_spec
+
+        gpu = torch.cuda.get_device_name()
+        bandwidth = device_spec(gpu).hbm_bytes_per_s
+    else:
+        gpu, bandwidth = "cpu (Triton interpreter)", 4.3e12
+    dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
+    tolerance = 5e-2 if dtype == torch.bfloat16 else 1e-3
+    todo = cases(sizes, loads)
+    rows = []
+    from rich.progress import Progress
+
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task(f"{model}: {len(todo)} cases x {len(names)} backends", total=len(todo))
+        try:
+            measured = run(shape, layers=layers or shape.layers, rank=rank, ctx=ctx, serve_cases=todo,
+                           backends=names, device=dev, dtype=dtype, bandwidth=bandwidth, tolerance=tolerance,
+                           replays=replays)  # fmt: skip
+            for case_rows in measured:
+                rows.extend(case_rows)
+                progress.advance(task)
+        except RuntimeError as exc:
+            fail(str(exc))
+    _serve_tables(rows, names, loads)
+    result = {"device": gpu, "model": model, "layers": layers or shape.layers, "rank": rank, "ctx": ctx,
+              "dtype": str(dtype).removeprefix("torch."), "rows": [r.to_json() for r in rows],
+              "summary": summary(rows)}  # fmt: skip
+    for name, stats in result["summary"].items():
+        parts = ", ".join(f"{k} {v:.2f}x" for k, v in stats.items())
+        console.print(f"{name}: {parts}")
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(result, indent=1))
+        console.print(f"wrote {json_out}")
+    if any(r.status != "ok" for r in rows):
+        wrong = sorted({r.backend for r in rows if r.status != "ok"})
+        console.print(f"[red]wrong logits (not timed):[/] {', '.join(wrong)}")
+        raise typer.Exit(1)
+
+
+def _serve_tables(rows: list, names: list[str], loads: list[str]) -> None:
+    """One table per workload: ms per step and the LoRA's ms per backend, by batch size."""
+    for wl in loads:
+        table = Table(title=f"{wl}: ms per step (LoRA ms over none)")
+        table.add_column("batch", justify="right")
+        for n in names:
+            table.add_column(n.removeprefix("package:")[-18:], justify="right")
+        batches = sorted({r.batch for r in rows if r.workload == wl})
+        for b in batches:
+            cells = []
+            for n in names:
+                r = next((r for r in rows if r.workload == wl and r.batch == b and r.backend == n), None)
+                if r is None or r.ms_per_step is None:
+                    cells.append("[red]wrong[/]" if r is not None else "")
+                else:
+                    cells.append(f"{r.ms_per_step:.3f} ({r.lora_ms:+.3f})" if n != "none" else f"{r.ms_per_step:.3f}")
+            table.add_row(str(b), *cells)
+        if batches:
+            console.print(table)

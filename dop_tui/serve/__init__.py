@@ -1,0 +1,1 @@
+"""The serving benchmark (`dop bench serve`): a LoRA-serving decoder, its LoRA backends, the timed decode step."""

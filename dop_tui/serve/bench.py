@@ -1,0 +1,187 @@
+"""The serving benchmark: decode steps of a LoRA-serving decoder under each backend, checked, then timed.
+
+For each batch size and workload (Punica's segment layouts, one adapter per segment), every backend is bound to
+the same decoder and the same layout. The torch backend's logits are the reference: the benchmark refuses to
+time a backend whose logits differ from them by more than ``tolerance`` (max |difference| / max |reference|),
+and refuses the whole case if the LoRA changes nothing (torch's logits equal the base model's). On a GPU one
+decode step is captured in a CUDA graph (as vLLM and SGLang run decode) and replayed: ``ms_per_step`` is the
+median over ``repeats`` timings of ``replays`` replays. On a CPU (the ``tiny`` preset, kernels in the Triton
+interpreter) the time is the checked eager step's: a check, not a speed.
+
+``lora_ms`` is a backend's step time less the ``none`` backend's; ``lora_floor_ms`` the time reading the LoRA
+weights of the batch's adapters takes at the device's copy bandwidth.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+
+import torch
+
+from dop_tui.serve.backends import Layout, bind_backend
+from dop_tui.serve.model import Decoder, DecoderShape
+from dop_tui.workloads import decode_lens
+
+
+@dataclass(frozen=True)
+class ServeCase:
+    batch: int
+    workload: str
+    seg_lens: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Row:
+    backend: str
+    batch: int
+    workload: str
+    ms_per_step: float | None
+    tokens_per_s: float | None
+    lora_ms: float | None
+    lora_floor_ms: float
+    error: float | None  # max |logits - torch's| / max |torch's|; None for the base model
+    status: str  # ok | wrong (not timed)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def cases(batch_sizes: Sequence[int], workloads: Sequence[str]) -> list[ServeCase]:
+    """One case per batch size and workload; workloads with the same layout (all of them at batch 1) once."""
+    out, seen = [], set()
+    for bs in batch_sizes:
+        for wl in workloads:
+            lens = tuple(decode_lens(wl, bs))
+            if (bs, lens) not in seen:
+                seen.add((bs, lens))
+                out.append(ServeCase(bs, wl, lens))
+    return out
+
+
+def _rel_error(out: torch.Tensor, ref: torch.Tensor) -> float:
+    return float((out.float() - ref.float()).abs().max() / ref.float().abs().max().clamp_min(1e-30))
+
+
+def _time_step(step: Callable[[], object], replays: int, repeats: int) -> float:
+    """Milliseconds per step on the GPU: one step captured in a CUDA graph, the median of ``repeats`` timings of
+    ``replays`` replays."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        step()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        step()
+    for _ in range(3):
+        graph.replay()
+    times = []
+    for _ in range(repeats):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        for _ in range(replays):
+            graph.replay()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end) / replays)
+    del graph
+    return statistics.median(times)
+
+
+def _checked_step(model: Decoder, lora: Callable[[int, str], None]) -> tuple[torch.Tensor, float]:
+    """The logits of one eager step and its wall time in milliseconds (the CPU's only timing)."""
+    t0 = time.perf_counter()
+    logits = model.step(lora).clone()
+    if model.device.type == "cuda":
+        torch.cuda.synchronize()
+    return logits, (time.perf_counter() - t0) * 1e3
+
+
+def run(
+    shape: DecoderShape, *, layers: int, rank: int, ctx: int, serve_cases: Sequence[ServeCase],
+    backends: Sequence[str], device: torch.device, dtype: torch.dtype, bandwidth: float, tolerance: float,
+    replays: int = 20, repeats: int = 5,
+) -> Iterator[list[Row]]:  # fmt: skip
+    """Each case's rows (one per backend, in ``backends``' order) once the case is measured. The torch backend
+    runs first: its logits are the reference."""
+    order = ["torch"] + [b for b in backends if b not in ("torch", "none")]
+    by_batch: dict[int, list[ServeCase]] = {}
+    for c in serve_cases:
+        by_batch.setdefault(c.batch, []).append(c)
+    for batch, group in by_batch.items():
+        adapters = max(len(c.seg_lens) for c in group)
+        model = Decoder(shape, layers=layers, rank=rank, adapters=adapters, batch=batch, ctx=ctx, device=device,
+                        dtype=dtype)  # fmt: skip
+        for case in group:
+            yield _measure_case(model, case, order, backends, bandwidth, tolerance, replays, repeats)
+        del model
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+
+
+def _measure_case(
+    model: Decoder, case: ServeCase, order: Sequence[str], backends: Sequence[str], bandwidth: float,
+    tolerance: float, replays: int, repeats: int,
+) -> list[Row]:  # fmt: skip
+    layout = Layout(case.seg_lens, model.device)
+    floor_ms = model.lora_bytes(len(case.seg_lens)) / bandwidth * 1e3
+    on_gpu = model.device.type == "cuda"
+    ref: torch.Tensor | None = None
+    errors: dict[str, float] = {}
+    times: dict[str, float] = {}
+    for name in ["none", *order]:
+        try:
+            lora = bind_backend(name, model, layout)
+            logits, eager_ms = _checked_step(model, lora)
+        except (RuntimeError, ValueError, TypeError) as exc:
+            raise RuntimeError(f"backend {name} failed at batch {case.batch} {case.workload}: {exc}") from exc
+        if name == "none":
+            base_logits = logits
+        elif ref is None:  # torch: the reference
+            ref, effect = logits, _rel_error(base_logits, logits)
+            if effect <= 3 * tolerance:
+                raise RuntimeError(f"batch {case.batch} {case.workload}: the LoRA changes the logits by only "
+                                   f"{effect:.1e}; the check could not tell a wrong backend")  # fmt: skip
+        if name != "none":
+            errors[name] = _rel_error(logits, ref)
+        if name == "none" or errors[name] <= tolerance:
+            times[name] = _time_step(lambda lora=lora: model.step(lora), replays, repeats) if on_gpu else eager_ms
+    rows = []
+    for name in backends:
+        ms = times.get(name)
+        rows.append(Row(
+            name, case.batch, case.workload, ms, None if ms is None else case.batch / ms * 1e3,
+            None if ms is None else ms - times["none"], floor_ms, errors.get(name), "ok" if ms is not None else "wrong",
+        ))  # fmt: skip
+    return rows
+
+
+BASELINE_NAMES = ("torch", "vllm", "vllm-tuned", "sglang", "punica")
+
+
+def summary(rows: Sequence[Row]) -> dict[str, dict[str, float]]:
+    """Per backend that is not a baseline (an exported package): geo-means over the cases where everything was
+    timed of its LoRA cost over the best baseline's (``lora_vs_best``, lower is better) and of its tokens/s over
+    each baseline's (``tokens_vs_<name>``)."""
+    by_case: dict[tuple[int, str], dict[str, Row]] = {}
+    for r in rows:
+        by_case.setdefault((r.batch, r.workload), {})[r.backend] = r
+    out: dict[str, dict[str, float]] = {}
+    names = {r.backend for r in rows} - set(BASELINE_NAMES) - {"none"}
+    for name in sorted(names):
+        ratios: dict[str, list[float]] = {}
+        for case in by_case.values():
+            ours = case.get(name)
+            base = [case[b] for b in BASELINE_NAMES if b in case and case[b].status == "ok"]
+            if ours is None or ours.status != "ok" or not base:
+                continue
+            best = min(b.lora_ms for b in base if b.lora_ms is not None)
+            if best > 0 and ours.lora_ms is not None and ours.lora_ms > 0:
+                ratios.setdefault("lora_vs_best", []).append(ours.lora_ms / best)
+            for b in base:
+                ratios.setdefault(f"tokens_vs_{b.backend}", []).append(ours.tokens_per_s / b.tokens_per_s)
+        out[name] = {k: statistics.geometric_mean(v) for k, v in ratios.items()}
+    return out

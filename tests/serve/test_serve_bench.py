@@ -1,0 +1,93 @@
+"""dop bench serve on the tiny preset in the Triton interpreter: every backend's logits checked against torch's,
+a wrong backend refused, the JSON's keys, and the errors a user can make."""
+
+import json
+from pathlib import Path
+
+import torch
+from paths import ROOT
+from typer.testing import CliRunner
+
+from dop_tui.cli import app
+from dop_tui.serve.bench import cases, run, summary
+from dop_tui.serve.model import PRESETS, Decoder
+
+runner = CliRunner()
+ALL = ["none", "torch", "vllm", "vllm-tuned", "sglang", "punica"]
+
+
+def _export(tmp_path: Path) -> Path:
+    out = tmp_path / "pkg"
+    res = runner.invoke(app, ["export", str(ROOT / "sessions" / "h200-7b-fused.json.gz"), "-o", str(out), "--name",
+                              "serve_pkg"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    return out
+
+
+def test_every_backend_computes_the_torch_logits(tmp_path):
+    pkg = f"package:{_export(tmp_path)}"
+    rows = [r for case in run(PRESETS["tiny"], layers=1, rank=8, ctx=8, serve_cases=cases([6], ["skewed"]),
+                              backends=[*ALL, pkg], device=torch.device("cpu"), dtype=torch.float32,
+                              bandwidth=4.3e12, tolerance=1e-3) for r in case]  # fmt: skip
+    assert [r.backend for r in rows] == [*ALL, pkg]
+    assert all(r.status == "ok" and r.ms_per_step is not None for r in rows), rows
+    assert all(r.error is not None and r.error < 1e-4 for r in rows if r.backend != "none")
+    none = rows[0]
+    assert none.lora_ms == 0.0 and all(r.lora_ms == r.ms_per_step - none.ms_per_step for r in rows)
+    stats = summary(rows)[pkg]  # (CPU times are interpreter times: only the keys are checked)
+    assert set(stats) - {"lora_vs_best"} == {f"tokens_vs_{b}" for b in ALL if b != "none"}
+
+
+def test_a_wrong_backend_is_not_timed_and_fails_the_command(tmp_path):
+    fake = tmp_path / "fake"
+    (fake / "wrong_lora").mkdir(parents=True)
+    (fake / "wrong_lora" / "dispatch.py").write_text("")
+    (fake / "wrong_lora" / "api.py").write_text("")
+    # the right delta with the adapter of the next segment: plausible, and wrong
+    (fake / "wrong_lora" / "__init__.py").write_text(
+        "def add_lora(y, x, A, B, seg_indptr, weight_indices, scale, *, h_outs, max_seg_len):\n"
+        "    r = B.shape[2]\n"
+        "    for s, w in enumerate(((weight_indices.long() + 1) % A.shape[0]).tolist()):\n"
+        "        lo, hi, off = int(seg_indptr[s]), int(seg_indptr[s + 1]), 0\n"
+        "        for p, h in enumerate(h_outs):\n"
+        "            t = x[lo:hi] @ A[w, p * r:(p + 1) * r].T\n"
+        "            y[lo:hi, off:off + h] += scale * t @ B[w, off:off + h].T\n"
+        "            off += h\n"
+    )
+    out = tmp_path / "serve.json"
+    res = runner.invoke(app, ["bench", "serve", "--model", "tiny", "--layers", "1", "--ctx", "8", "--batch-sizes", "4",
+                              "--workloads", "distinct", "--backends", f"none,torch,package:{fake}", "--device", "cpu",
+                              "--json", str(out)])  # fmt: skip
+    assert res.exit_code == 1 and "wrong logits" in res.output, res.output
+    data = json.loads(out.read_text())
+    assert set(data) >= {"device", "model", "rows"}
+    assert set(data["rows"][0]) >= {"backend", "batch", "workload", "ms_per_step", "tokens_per_s", "lora_ms"}
+    wrong = [r for r in data["rows"] if r["backend"].startswith("package:")]
+    assert wrong and all(r["status"] == "wrong" and r["ms_per_step"] is None for r in wrong)
+
+
+def test_bad_input_gets_a_named_error_and_keeps_files(tmp_path):
+    kept = tmp_path / "mine.json"
+    kept.write_text("precious")
+    for args, needle in (
+        (["--model", "llama9"], "--model"),
+        (["--batch-sizes", "0,x"], "--batch-sizes"),
+        (["--workloads", "bursty"], "--workloads"),
+        (["--backends", "none,vllm"], "torch is needed"),
+        (["--backends", "torch,flashinfer"], "unknown backend"),
+        (["--backends", f"torch,package:{tmp_path}"], "not a folder written by dop export"),
+        (["--device", "tpu"], "--device"),
+        (["--json", str(kept)], "--force"),
+    ):
+        res = runner.invoke(app, ["bench", "serve", "--device", "cpu", *args])
+        assert res.exit_code == 2 and needle in res.output, (args, res.output)
+        assert "Traceback" not in res.output
+    assert kept.read_text() == "precious"
+
+
+def test_lora_bytes_count_the_adapters_in_the_batch():
+    m = Decoder(PRESETS["tiny"], layers=2, rank=8, adapters=3, batch=3, ctx=4, device=torch.device("cpu"),
+                dtype=torch.float32)  # fmt: skip
+    h, i = PRESETS["tiny"].hidden, PRESETS["tiny"].intermediate
+    per_layer = 8 * ((h * 3 + 3 * h) + (h + h) + (h * 2 + 2 * i) + (i + h))  # A and B of qkv, o, gate/up, down
+    assert m.lora_bytes(3) == 3 * 2 * per_layer * 4
