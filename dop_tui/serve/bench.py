@@ -164,8 +164,9 @@ BASELINE_NAMES = ("torch", "vllm", "vllm-tuned", "sglang", "punica")
 
 def summary(rows: Sequence[Row]) -> dict[str, dict[str, float]]:
     """Per backend that is not a baseline (an exported package): geo-means over the cases where everything was
-    timed of its LoRA cost over the best baseline's (``lora_vs_best``, lower is better) and of its tokens/s over
-    each baseline's (``tokens_vs_<name>``)."""
+    timed of its LoRA cost over the best baseline's (``lora_vs_best``, lower is better; cases where a LoRA cost
+    is not positive are left out) and of its tokens/s over each baseline's (``tokens_vs_<name>``) and the best
+    one's (``tokens_vs_best``)."""
     by_case: dict[tuple[int, str], dict[str, Row]] = {}
     for r in rows:
         by_case.setdefault((r.batch, r.workload), {})[r.backend] = r
@@ -183,5 +184,6 @@ def summary(rows: Sequence[Row]) -> dict[str, dict[str, float]]:
                 ratios.setdefault("lora_vs_best", []).append(ours.lora_ms / best)
             for b in base:
                 ratios.setdefault(f"tokens_vs_{b.backend}", []).append(ours.tokens_per_s / b.tokens_per_s)
+            ratios.setdefault("tokens_vs_best", []).append(ours.tokens_per_s / max(b.tokens_per_s for b in base))
         out[name] = {k: statistics.geometric_mean(v) for k, v in ratios.items()}
     return out
