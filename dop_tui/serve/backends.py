@@ -9,7 +9,8 @@
   export's folder or the name of the installed package.
 
 A backend binds one closure per (layer, group) on the decoder's static buffers for one segment layout; the
-closures launch without host work, so a CUDA graph captures them.
+closures launch without host work, so a CUDA graph captures them. ``NAME+overlap`` runs backend NAME beside the
+base GEMM on a side stream (``_overlapped``).
 """
 
 from __future__ import annotations
@@ -93,33 +94,104 @@ def _offsets(h_outs: tuple[int, ...], device: torch.device) -> torch.Tensor:
     return torch.tensor(offs, dtype=torch.int32, device=device)
 
 
-def bind_backend(name: str, model: Decoder, layout: Layout) -> Callable[[int, str], None]:
-    """The LoRA call of the decoder's step for backend ``name`` on ``layout``: one closure per (layer, group),
-    each bound once here."""
+OVERLAP = "+overlap"
+
+
+class Lora:
+    """One backend's LoRA calls in a decode step. The step calls ``before(layer, group)`` just before the group's
+    base GEMM and ``after(layer, group)`` just after it; a plain backend does all its work in ``after``."""
+
+    def __init__(self, after: Callable[[int, str], None], before: Callable[[int, str], None] | None = None) -> None:
+        self.after = after
+        self.before = before or (lambda layer, group: None)
+
+
+def bind_backend(name: str, model: Decoder, layout: Layout) -> Lora:
+    """Backend ``name`` bound on ``layout``: one closure per (layer, group), each bound once here. A name ending in
+    ``+overlap`` runs its LoRA on a side CUDA stream while the base GEMM runs (see ``_overlapped``)."""
     if name == "none":
-        return lambda layer, group: None
+        return Lora(lambda layer, group: None)
+    if name.endswith(OVERLAP):
+        return _overlapped(name.removesuffix(OVERLAP), model, layout)
+    bound = _bind_delta(name, model, layout, {g: model.buf_out[g] for g in model.buf_out})
+    return Lora(lambda layer, group: bound[layer, group]())
+
+
+def _bind_delta(
+    name: str, model: Decoder, layout: Layout, outputs: dict[str, torch.Tensor]
+) -> dict[tuple[int, str], Callable[[], None]]:
+    """``outputs[group] += delta`` per (layer, group) by backend ``name``'s whole-delta call."""
     groups = {g: outs for g, _, outs in model.shape.groups()}
-    offsets = {g: _offsets(outs, model.device) for g, outs in groups.items()}
     seg = (layout.seg_indptr, layout.weight_indices)
     bound: dict[tuple[int, str], Callable[[], None]] = {}
     if name.startswith("package:"):
         pkg = _package(name.removeprefix("package:"))
         for layer, weights in enumerate(model.lora):
             for g, (a, b) in weights.items():
-                x, y = model.buf_in[g], model.buf_out[g]
+                x, y = model.buf_in[g], outputs[g]
 
                 def call(x: torch.Tensor = x, y: torch.Tensor = y, a: torch.Tensor = a, b: torch.Tensor = b,
                          outs: tuple[int, ...] = groups[g]) -> None:  # fmt: skip
                     pkg.add_lora(y, x, a, b, *seg, SCALE, h_outs=outs, max_seg_len=max(layout.seg_lens))
 
                 bound[layer, g] = call
+        return bound
+    module, function = BASELINE_BACKENDS[name]
+    launcher: Any = getattr(importlib.import_module(f"dop_tui.kernels.{module}"), function)
+    for layer, weights in enumerate(model.lora):
+        for g, (a, b) in weights.items():
+            bound[layer, g] = launcher(
+                model.buf_in[g], a, b, outputs[g], *seg, _offsets(groups[g], model.device), seg_lens=layout.seg_lens,
+                h_outs=groups[g], scale=SCALE, accumulate=True, inter_dtype=torch.float32,
+            )  # fmt: skip
+    return bound
+
+
+def _overlapped(name: str, model: Decoder, layout: Layout) -> Lora:
+    """The LoRA beside the base GEMM, the way vLLM's dual-stream mode runs it.
+
+    A baseline: its shrink (into its own intermediate: fp32, SGLang's 16-bit) on a side stream that starts when
+    the GEMM's input is ready, its expand into the GEMM's output after both. A package (one fused launch): the
+    whole delta into a zeroed side buffer on the side stream, then one add into the GEMM's output. On a CPU the
+    same work runs in order."""
+    gpu = model.device.type == "cuda"
+    side = torch.cuda.Stream(model.device) if gpu else None
+    groups = {g: outs for g, _, outs in model.shape.groups()}
+    seg = (layout.seg_indptr, layout.weight_indices)
+    first: dict[tuple[int, str], Callable[[], None]] = {}  # on the side stream
+    then: dict[tuple[int, str], Callable[[], None]] = {}  # on the main stream, after the GEMM
+    if name.startswith("package:"):
+        deltas = {g: torch.empty_like(model.buf_out[g]) for g in model.buf_out}
+        whole = _bind_delta(name, model, layout, deltas)
+        for key, call in whole.items():
+            d, y = deltas[key[1]], model.buf_out[key[1]]
+            first[key] = lambda d=d, call=call: (d.zero_(), call())
+            then[key] = lambda d=d, y=y: y.add_(d)
     else:
-        module, function = BASELINE_BACKENDS[name]
-        launcher: Any = getattr(importlib.import_module(f"dop_tui.kernels.{module}"), function)
+        module, _ = BASELINE_BACKENDS[name]
+        suffix = "_tuned" if name == "vllm-tuned" else ""
+        mod = importlib.import_module(f"dop_tui.kernels.{module}")
+        shrink, expand = getattr(mod, f"bind_shrink{suffix}"), getattr(mod, f"bind_expand{suffix}")
+        inter = model.dtype if name == "sglang" else torch.float32
         for layer, weights in enumerate(model.lora):
             for g, (a, b) in weights.items():
-                bound[layer, g] = launcher(
-                    model.buf_in[g], a, b, model.buf_out[g], *seg, offsets[g], seg_lens=layout.seg_lens,
-                    h_outs=groups[g], scale=SCALE, accumulate=True, inter_dtype=torch.float32,
-                )  # fmt: skip
-    return lambda layer, group: bound[layer, group]()
+                v = torch.empty(model.batch, a.shape[1], dtype=inter, device=model.device)
+                kw = {"seg_lens": layout.seg_lens, "h_outs": groups[g]}
+                first[layer, g] = shrink(model.buf_in[g], a, v, *seg, scale=SCALE, accumulate=False, **kw)
+                then[layer, g] = expand(v, b, model.buf_out[g], *seg, _offsets(groups[g], model.device), scale=1.0,
+                                        accumulate=True, **kw)  # fmt: skip
+
+    def before(layer: int, group: str) -> None:
+        if side is None:
+            first[layer, group]()
+            return
+        side.wait_stream(torch.cuda.current_stream())  # the GEMM's input is ready
+        with torch.cuda.stream(side):
+            first[layer, group]()
+
+    def after(layer: int, group: str) -> None:
+        if side is not None:
+            torch.cuda.current_stream().wait_stream(side)
+        then[layer, group]()
+
+    return Lora(after, before)

@@ -17,8 +17,8 @@ only by their LoRA calls.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 
@@ -49,8 +49,13 @@ PRESETS = {
     "tiny": DecoderShape("tiny", 64, 160, 2, 4, 256),
 }
 
-# lora(layer, group) -> run that group's LoRA call on the bound buffers (or nothing)
-LoraCall = Callable[[int, str], None]
+
+class LoraCalls(Protocol):
+    """A backend's LoRA calls: ``before`` right before a group's base GEMM, ``after`` right after it."""
+
+    def before(self, layer: int, group: str) -> None: ...
+
+    def after(self, layer: int, group: str) -> None: ...
 
 
 def _rnd(g: torch.Generator, *shape: int, std: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
@@ -119,7 +124,7 @@ class Decoder:
         rotated = torch.cat((-t[..., half:], t[..., :half]), dim=-1)
         return t * self.cos + rotated * self.sin
 
-    def step(self, lora: LoraCall) -> torch.Tensor:
+    def step(self, lora: LoraCalls) -> torch.Tensor:
         """One decode step of every request (writes the new token's K and V at position ctx); the logits."""
         B, h, heads, hd, m = (
             self.batch,
@@ -133,8 +138,9 @@ class Decoder:
         x.copy_(self.embed[self.tokens])
         for layer, wts in enumerate(self.base):
             self._rmsnorm(x, wts["ln1"], bi["qkv"])
+            lora.before(layer, "qkv")
             torch.matmul(bi["qkv"], wts["qkv"].T, out=bo["qkv"])
-            lora(layer, "qkv")
+            lora.after(layer, "qkv")
             q, k, v = (t.view(B, heads, 1, hd) for t in bo["qkv"].split(h, dim=1))
             self.k_cache[layer, :, :, self.ctx : self.ctx + 1].copy_(self._rope(k))
             self.v_cache[layer, :, :, self.ctx : self.ctx + 1].copy_(v)
@@ -142,16 +148,19 @@ class Decoder:
                 self._rope(q), self.k_cache[layer], self.v_cache[layer], scale=1.0 / math.sqrt(hd)
             )
             bi["o"].copy_(attn.view(B, h))
+            lora.before(layer, "o")
             torch.matmul(bi["o"], wts["o"].T, out=bo["o"])
-            lora(layer, "o")
+            lora.after(layer, "o")
             x += bo["o"]
             self._rmsnorm(x, wts["ln2"], bi["gateup"])
+            lora.before(layer, "gateup")
             torch.matmul(bi["gateup"], wts["gateup"].T, out=bo["gateup"])
-            lora(layer, "gateup")
+            lora.after(layer, "gateup")
             gate, up = bo["gateup"].split(m, dim=1)
             torch.mul(torch.nn.functional.silu(gate), up, out=bi["down"])
+            lora.before(layer, "down")
             torch.matmul(bi["down"], wts["down"].T, out=bo["down"])
-            lora(layer, "down")
+            lora.after(layer, "down")
             x += bo["down"]
         normed = torch.empty_like(x)
         self._rmsnorm(x, self.norm_final, normed)

@@ -24,12 +24,13 @@ def _export(tmp_path: Path) -> Path:
     return out
 
 
-def test_every_backend_computes_the_torch_logits(tmp_path):
+def test_every_backend_computes_the_torch_logits_plain_and_overlapped(tmp_path):
     pkg = f"package:{_export(tmp_path)}"
+    names = [*ALL, pkg, *(f"{n}+overlap" for n in [*ALL[1:], pkg])]
     rows = [r for case in run(PRESETS["tiny"], layers=1, rank=8, ctx=8, serve_cases=cases([6], ["skewed"]),
-                              backends=[*ALL, pkg], device=torch.device("cpu"), dtype=torch.float32,
+                              backends=names, device=torch.device("cpu"), dtype=torch.float32,
                               bandwidth=4.3e12, tolerance=1e-3) for r in case]  # fmt: skip
-    assert [r.backend for r in rows] == [*ALL, pkg]
+    assert [r.backend for r in rows] == names
     assert all(r.status == "ok" and r.ms_per_step is not None for r in rows), rows
     assert all(r.error is not None and r.error < 1e-4 for r in rows if r.backend != "none")
     none = rows[0]
