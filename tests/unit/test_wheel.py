@@ -4,6 +4,7 @@ bundled sessions all inside the package."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -38,7 +39,7 @@ def _run(site: Path, cwd: Path, *args: str, code: str | None = None) -> subproce
 def test_the_wheel_ships_everything_the_app_needs(site):
     pkg = site / "dop_tui"
     for rel in ("ui/app.tcss", "ui/screens/help.py", "sessions/replay-h200.toml", "sessions/h200-7b-decode.json.gz",
-                "kernels/shrink.py", "export/template/api.py"):  # fmt: skip
+                "kernels/fused_splitk.py", "export/template/api.py", "serve/model.py"):  # fmt: skip
         assert (pkg / rel).is_file(), rel
 
 
@@ -73,3 +74,15 @@ asyncio.run(main())
 """
     res = _run(site, tmp_path, code=code)
     assert res.returncode == 0 and res.stdout.split()[-2:] == ["finished", "True"], res.stdout + res.stderr
+
+
+def test_the_serving_benchmark_runs_from_the_installed_wheel(site, tmp_path):
+    res = _run(site, tmp_path, "-m", "dop_tui.cli", "bench", "serve", "--model", "tiny", "--layers", "1", "--ctx", "4",
+               "--batch-sizes", "3", "--workloads", "skewed", "--backends", "none,torch,sglang", "--device", "cpu",
+               "--json", "serve.json")  # fmt: skip
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert {r["backend"] for r in json.loads((tmp_path / "serve.json").read_text())["rows"]} == {
+        "none",
+        "torch",
+        "sglang",
+    }
