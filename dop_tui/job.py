@@ -9,7 +9,9 @@ Example (every key but ``ops`` has a default)::
     ops = ["shrink", "expand", "fused"]
     ranks = [16]
     dtypes = ["bf16"]
-    batch_sizes = [1, 8, 16, 32, 64]         # decode: one token per request
+    batch_sizes = [1, 8, 16, 32, 64]         # decode: one token per request ([] for a prefill-only job)
+    prefill_segments = [2, 4, 8]             # optional: prefill batches of that many prompts
+    prefill_tokens = [128, 2048]             # prompt lengths drawn uniformly in this range (seeded)
     workloads = ["distinct", "uniform", "skewed", "identical"]
     backend = "replay"                       # gpu | replay | interpret | ray
     replay = ["h200-7b-decode.json.gz"]      # the recorded session(s) a replay job answers from
@@ -42,7 +44,7 @@ from dop_tui.measure.backends import BACKENDS
 from dop_tui.models import GROUPS, MODELS, PROJECTIONS, get_model
 from dop_tui.scenario import DTYPES, OPS, Scenario, make_scenario
 from dop_tui.space.sketches import SKETCHES
-from dop_tui.workloads import WORKLOADS, decode_lens
+from dop_tui.workloads import WORKLOADS, decode_lens, prefill_lens
 
 STRATEGIES = ("evolution", "random", "genetic", "grid")
 
@@ -62,6 +64,8 @@ class Job:
     ranks: tuple[int, ...] = (16,)
     dtypes: tuple[str, ...] = ("bf16",)
     batch_sizes: tuple[int, ...] = (1, 8, 16, 32, 64)
+    prefill_segments: tuple[int, ...] = ()  # prefill scenarios: this many prompt segments each
+    prefill_tokens: tuple[int, int] = (128, 2048)  # their lengths' range
     workloads: tuple[str, ...] = WORKLOADS
     backend: str = "gpu"
     replay: tuple[str, ...] = ()  # session files for the replay backend (the first record of a candidate wins)
@@ -89,10 +93,15 @@ class Job:
         for h_in, h_out in self.shapes:
             if h_in < 1 or h_out < 1:
                 raise JobError(f"shapes: sizes must be positive, got [{h_in}, {h_out}]")
-        for key in ("ranks", "batch_sizes"):
-            vals = getattr(self, key)
-            if not vals or any(v < 1 for v in vals):
-                raise JobError(f"{key}: expected a non-empty list of positive integers, got {list(vals)}")
+        if not self.ranks or any(v < 1 for v in self.ranks):
+            raise JobError(f"ranks: expected a non-empty list of positive integers, got {list(self.ranks)}")
+        if not self.batch_sizes and not self.prefill_segments:
+            raise JobError("batch_sizes: expected decode batch sizes (or prefill_segments for a prefill-only job)")
+        if any(not 1 <= n <= 64 for n in self.prefill_segments):
+            raise JobError(f"prefill_segments: prompts per batch go from 1 to 64, got {list(self.prefill_segments)}")
+        lo, hi = self.prefill_tokens
+        if not 1 <= lo <= hi <= 32768:
+            raise JobError(f"prefill_tokens: expected [lo, hi] with 1 <= lo <= hi <= 32768, got [{lo}, {hi}]")
         if any(not 1 <= bs <= 4096 for bs in self.batch_sizes):
             raise JobError(f"batch_sizes: decode batch sizes go from 1 to 4096, got {list(self.batch_sizes)}")
         if self.backend not in BACKENDS:
@@ -140,6 +149,10 @@ class Job:
                                 lens = decode_lens(wl, bs)
                                 seen.setdefault((op, what, r, dt, tuple(lens)),
                                                 make_scenario(op, h_in, h_outs, r, dt, lens, workload=wl))  # fmt: skip
+                        for n in self.prefill_segments:
+                            lens = prefill_lens(n, *self.prefill_tokens, seed=n)
+                            scn = make_scenario(op, h_in, h_outs, r, dt, lens, workload="prefill")
+                            seen.setdefault((op, what, r, dt, tuple(lens)), scn)
         return list(seen.values())
 
     def resolve(self, name: str) -> Path:
@@ -164,6 +177,8 @@ class Job:
         d.update(ranks=list(self.ranks), dtypes=list(self.dtypes), batch_sizes=list(self.batch_sizes),
                  workloads=list(self.workloads), backend=self.backend, budget=self.budget, seed=self.seed,
                  strategy=self.strategy)  # fmt: skip
+        if self.prefill_segments:
+            d.update(prefill_segments=list(self.prefill_segments), prefill_tokens=list(self.prefill_tokens))
         if self.backend == "ray":
             d.update(ray_address=self.ray_address, ray_measure=self.ray_measure, ray_workers=self.ray_workers)
         if self.replay:  # absolute: a session that records its job resumes from any folder
@@ -188,7 +203,7 @@ def _check_choices(key: str, values: tuple[str, ...], allowed: tuple[str, ...]) 
         raise JobError(f"{key}: unknown {', '.join(map(repr, bad))}; expected some of {', '.join(allowed)}")
 
 
-_LIST_KEYS = ("ops", "ranks", "dtypes", "batch_sizes", "workloads", "sketches")
+_LIST_KEYS = ("ops", "ranks", "dtypes", "batch_sizes", "workloads", "sketches", "prefill_segments")
 _SCALARS = {
     "name": str,
     "model": str,
@@ -205,7 +220,7 @@ _SCALARS = {
 
 def job_from_mapping(d: Mapping[str, Any], source: str = "") -> Job:
     """Validate a parsed job table; ``JobError`` names the first bad key."""
-    known = set(_LIST_KEYS) | set(_SCALARS) | {"shapes", "projections", "replay"}
+    known = set(_LIST_KEYS) | set(_SCALARS) | {"shapes", "projections", "replay", "prefill_tokens"}
     unknown = sorted(set(d) - known)
     if unknown:
         raise JobError(f"unknown key(s) {', '.join(unknown)}; expected some of {', '.join(sorted(known))}")
@@ -217,7 +232,7 @@ def job_from_mapping(d: Mapping[str, Any], source: str = "") -> Job:
             v = d[key]
             if not isinstance(v, list):
                 raise JobError(f"{key}: expected a list, got {v!r}")
-            want = int if key in ("ranks", "batch_sizes") else str
+            want = int if key in ("ranks", "batch_sizes", "prefill_segments") else str
             if not all(isinstance(x, want) and not isinstance(x, bool) for x in v):
                 raise JobError(f"{key}: expected a list of {want.__name__}, got {v!r}")
             kw[key] = tuple(v)
@@ -226,6 +241,13 @@ def job_from_mapping(d: Mapping[str, Any], source: str = "") -> Job:
             if not isinstance(d[key], typ) or isinstance(d[key], bool):
                 raise JobError(f"{key}: expected {typ.__name__}, got {d[key]!r}")
             kw[key] = d[key]
+    if "prefill_tokens" in d:
+        pt = d["prefill_tokens"]
+        if not (
+            isinstance(pt, list) and len(pt) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in pt)
+        ):
+            raise JobError(f"prefill_tokens: expected [lo, hi] (two integers), got {pt!r}")
+        kw["prefill_tokens"] = (pt[0], pt[1])
     if "replay" in d:
         r = d["replay"]
         if isinstance(r, str):

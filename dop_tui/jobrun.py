@@ -76,7 +76,10 @@ def _model(job: Job) -> Any:
     return CostModel.warm_started(session.examples(), seed=job.seed, screening=screening, device=device)
 
 
-SCENARIO_KEYS = ("ops", "model", "projections", "shapes", "ranks", "dtypes", "batch_sizes", "workloads")
+SCENARIO_KEYS = (
+    "ops", "model", "projections", "shapes", "ranks", "dtypes", "batch_sizes", "workloads", "prefill_segments",
+    "prefill_tokens",
+)  # fmt: skip
 
 
 def job_events(

@@ -11,11 +11,14 @@ from dop_tui.session.store import load
 def test_the_bundled_replay_job_covers_the_recorded_rank16_decode_family():
     job = default_replay_job()
     keys = {s.key for s in job.scenarios()}
-    assert len(keys) == 102  # 6 (op, shape) x (1 layout at bs 1 + 4 workloads x 4 batch sizes)
-    for path in job.replay_paths():  # each file covers the whole family, measured by the GPU runner
+    # 9 (op, shape) x (1 layout at bs 1 + 4 workloads x 4 batch sizes): 4 shrink and expand shapes, 5 fused
+    assert len(keys) == 9 * 17
+    covered: set[str] = set()
+    for path in job.replay_paths():  # together they cover the whole family, all measured by the GPU runner
         recorded = load(path)
-        assert keys <= set(recorded.scenarios)
+        covered |= set(recorded.scenarios)
         assert not any(m.screening for m in recorded.measurements)
+    assert keys <= covered
 
 
 def test_equal_computations_are_tuned_once():
@@ -115,3 +118,33 @@ def test_a_job_nested_too_deeply_is_a_job_error(tmp_path):
     path.write_text('ops = ["shrink"]\nname = ' + "[" * 500 + "]" * 500 + "\n")
     with pytest.raises(JobError, match="too deeply"):
         load_job(path)
+
+
+def test_a_prefill_job_tunes_seeded_prompt_batches():
+    job = load_job(ROOT / "sessions" / "h200-7b-prefill.toml")
+    scns = job.scenarios()
+    assert len(scns) == 5 * 3 and {s.workload for s in scns} == {"prefill"}
+    assert sorted({s.num_segments for s in scns}) == [2, 4, 8]
+    assert all(128 <= n <= 2048 for s in scns for n in s.seg_lens)
+    assert [s.seg_lens for s in scns] == [
+        s.seg_lens for s in load_job(ROOT / "sessions" / "h200-7b-prefill.toml").scenarios()
+    ]
+    again = job_from_mapping(job.to_mapping())
+    assert (again.prefill_segments, again.prefill_tokens) == ((2, 4, 8), (128, 2048))
+    mixed = Job(ops=("fused",), batch_sizes=(8,), prefill_segments=(2,))
+    assert [s.workload for s in mixed.scenarios()][-1] == "prefill" and len(mixed.scenarios()) == 5
+
+
+@pytest.mark.parametrize(
+    ("table", "needle"),
+    [
+        ({"batch_sizes": []}, "prefill_segments for a prefill-only job"),
+        ({"prefill_segments": [0]}, "prefill_segments"),
+        ({"prefill_segments": [2], "prefill_tokens": [300, 100]}, "prefill_tokens"),
+        ({"prefill_segments": [2], "prefill_tokens": [128]}, "prefill_tokens"),
+        ({"prefill_segments": ["2"]}, "prefill_segments"),
+    ],
+)
+def test_bad_prefill_keys_are_named(table, needle):
+    with pytest.raises(JobError, match=needle):
+        job_from_mapping({"ops": ["fused"], **table})
