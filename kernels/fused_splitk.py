@@ -98,6 +98,21 @@ def _shrink_range(
 
 
 @triton.jit
+def _output_tile(b_ptrs, y_ptrs, n_mask, m_mask, r_mask, EVEN_R: tl.constexpr, ACCUMULATE: tl.constexpr):
+    """One output tile's operands: B ``[BLOCK_N, BLOCK_R]``, y in fp32 when accumulating (else zeros), the mask."""
+    if EVEN_R:
+        bt = tl.load(b_ptrs, mask=n_mask[:, None], other=0.0)
+    else:
+        bt = tl.load(b_ptrs, mask=n_mask[:, None] & r_mask[None, :], other=0.0)
+    o_mask = m_mask[:, None] & n_mask[None, :]
+    if ACCUMULATE:
+        yt = tl.load(y_ptrs, mask=o_mask, other=0.0).to(tl.float32)
+    else:
+        yt = tl.zeros(o_mask.shape, dtype=tl.float32)
+    return bt, yt, o_mask
+
+
+@triton.jit
 def _fused_splitk_kernel(
     # pointers
     x_ptr, a_ptr, b_ptr, y_ptr, seg_indptr_ptr, weight_idx_ptr, proj_offsets_ptr, ws_ptr, count_ptr,
@@ -147,14 +162,7 @@ def _fused_splitk_kernel(
     n0 = part * BLOCK_N
     b_ptrs = b_ptr + w * stride_bl + (col0 + n0 + rn)[:, None].to(tl.int64) * stride_bn + rr[None, :]
     y_ptrs = y_ptr + rm[:, None].to(tl.int64) * stride_yt + (col0 + n0 + rn)[None, :]
-    n_mask = rn < n_cols - n0
-    if EVEN_R:
-        bt = tl.load(b_ptrs, mask=n_mask[:, None], other=0.0)
-    else:
-        bt = tl.load(b_ptrs, mask=n_mask[:, None] & r_mask[None, :], other=0.0)
-    o_mask = m_mask[:, None] & n_mask[None, :]
-    if ACCUMULATE:
-        yt = tl.load(y_ptrs, mask=o_mask, other=0.0).to(tl.float32)
+    bt, yt, o_mask = _output_tile(b_ptrs, y_ptrs, rn < n_cols - n0, m_mask, r_mask, EVEN_R, ACCUMULATE)
 
     # 3. reduce the partials across the block's programs (the epoch scheme of the module docstring)
     base = (tl.load(count_ptr + blk, cache_modifier=".cg") // G) * G
@@ -205,13 +213,7 @@ def _fused_splitk_kernel(
         b_ptrs += G * BLOCK_N * stride_bn
         y_ptrs += G * BLOCK_N
         n_mask = rn < n_cols - (n + G * BLOCK_N)  # masked: the last prefetch is past the end
-        if EVEN_R:
-            bt = tl.load(b_ptrs, mask=n_mask[:, None], other=0.0)
-        else:
-            bt = tl.load(b_ptrs, mask=n_mask[:, None] & r_mask[None, :], other=0.0)
-        o_mask = m_mask[:, None] & n_mask[None, :]
-        if ACCUMULATE:
-            yt = tl.load(y_ptrs, mask=o_mask, other=0.0).to(tl.float32)
+        bt, yt, o_mask = _output_tile(b_ptrs, y_ptrs, n_mask, m_mask, r_mask, EVEN_R, ACCUMULATE)
 
 
 def _bind(
