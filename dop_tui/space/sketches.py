@@ -185,7 +185,9 @@ def fused_tile_registers(s: Scenario, c: Mapping[str, int], d: DeviceSpec) -> st
     return None
 
 
-COOP_REGS_PER_THREAD = 128  # what the split-K fused kernel's AOT compiles for sm_90 use, at most
+# Registers per thread the one-wave bound assumes. AOT compiles of the split-K fused kernel for sm_90 use 32 to
+# 255; a config above it may not have every program resident, and then runs slowly (waits time out), never wrong.
+COOP_REGS_PER_THREAD = 128
 
 
 def columns_for_every_program(s: Scenario, c: Mapping[str, int], d: DeviceSpec) -> str | None:
