@@ -463,3 +463,24 @@ async def test_charts_name_their_units_mark_baselines_by_shape_and_label_the_roo
         fitness = _plain(app.query_one(FitnessChart))
         assert "round" in fitness and "x┤" in fitness  # speedup ticks carry their unit
         assert "predicted score" in _plain(app.query_one(CostChart))
+
+
+async def test_the_new_job_form_makes_prefill_jobs(tmp_path: Path) -> None:
+    from dop_tui.job import job_from_mapping
+
+    app = _app(tmp_path, autostart=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("n")
+        await pilot.pause()
+        form = app.screen
+        assert isinstance(form, NewJobScreen) and form.query_one("#job-prefill").value == ""
+        assert "prefill_segments" not in form.mapping()  # no prompts: a decode job as before
+        form.query_one("#job-batch-sizes").value = ""
+        form.query_one("#job-prefill").value = "2, 8"
+        form.query_one("#job-prefill-tokens").value = "256 1024"
+        job = job_from_mapping(form.mapping())
+        assert (job.batch_sizes, job.prefill_segments, job.prefill_tokens) == ((), (2, 8), (256, 1024))
+        assert {s.workload for s in job.scenarios()} == {"prefill"}
+        form.query_one("#job-prefill-tokens").value = "256"
+        await pilot.click("#job-start")
+        assert app.screen is form and "prefill_tokens" in _plain(form.query_one("#job-error"))

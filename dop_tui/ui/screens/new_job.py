@@ -25,6 +25,8 @@ DEFAULTS: dict[str, Any] = {
     "ranks": [16],
     "dtypes": ["bf16"],
     "batch_sizes": [1, 8, 16, 32, 64],
+    "prefill_segments": [],
+    "prefill_tokens": [128, 2048],
     "workloads": list(WORKLOADS),
     "backend": "gpu",
     "replay": "",
@@ -142,6 +144,16 @@ class NewJobScreen(ModalScreen[tuple[Job, dict[str, Any]] | None]):
             with Horizontal(classes="row"):
                 yield Label("batch sizes", classes="key")
                 yield Input(", ".join(map(str, v["batch_sizes"])), compact=True, id="job-batch-sizes")
+                yield Label("prefill", classes="key")
+                yield Input(
+                    ", ".join(map(str, v.get("prefill_segments", []))),
+                    compact=True,
+                    id="job-prefill",
+                    placeholder="e.g. 2 4 8",
+                )
+                yield Label("of tokens", classes="key")
+                tokens = v.get("prefill_tokens", DEFAULTS["prefill_tokens"])
+                yield Input(", ".join(map(str, tokens)), compact=True, id="job-prefill-tokens")
             with Horizontal(classes="row"):
                 yield Label("workloads", classes="key")
                 for wl in WORKLOADS:
@@ -205,6 +217,9 @@ class NewJobScreen(ModalScreen[tuple[Job, dict[str, Any]] | None]):
         d["ranks"] = _ints("ranks", self._text("ranks"))
         d["dtypes"] = _words(self._text("dtypes"))
         d["batch_sizes"] = _ints("batch sizes", self._text("batch-sizes"))
+        if prefill := _ints("prefill", self._text("prefill")):
+            d["prefill_segments"] = prefill
+            d["prefill_tokens"] = _ints("prefill tokens", self._text("prefill-tokens"))
         d["workloads"] = [wl for wl in WORKLOADS if self.query_one(f"#wl-{wl}", Checkbox).value]
         d["backend"] = self.query_one("#job-backend", Select).value
         if replay := _paths(self._text("replay")):
