@@ -190,7 +190,8 @@ def serve(
               "summary": summary(rows)}  # fmt: skip
     for name, stats in result["summary"].items():
         parts = ", ".join(f"{k} {v:.2f}x" for k, v in stats.items())
-        console.print(f"{_label(name)} (its faster form, plain or overlapped): {parts}")
+        form = " (each backend at its faster form, plain or overlapped)" if overlap else ""
+        console.print(f"{_label(name)}{form}: {parts}")
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(result, indent=1))
