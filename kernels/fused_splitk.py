@@ -16,6 +16,10 @@ programs. Each of them
 4. expands its own column tiles ``part, part + G, ...`` (BLOCK_N wide) of projection p with the rounded ``t``
    (``hi + lo`` 16-bit terms for an fp32 intermediate, as in ``fused.py``).
 
+With WAIT=0 (``fused/splitk-last/*``: G = SPLIT_K) nobody waits: the program whose count completes the block
+reads the sum and expands every column tile of the block, the others end after counting in. No grid limit then
+(long prefill batches), at the price of one program per block doing the whole expand.
+
 No launch zeroes anything and no program waits for the others to finish reading. Each block's counter only
 grows (int64): the e-th launch in which the block has rows finds it in ``[e*G, (e+1)*G)`` when a program starts
 (the program itself is not counted yet), so ``e`` is the launch's epoch; it adds into workspace slot ``e % 2``
@@ -126,7 +130,7 @@ def _fused_splitk_kernel(
     BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr,
     SPLIT_K: tl.constexpr, N_MULT: tl.constexpr, EVEN_K: tl.constexpr, EVEN_R: tl.constexpr,
     COL_ALIGN: tl.constexpr, ACCUMULATE: tl.constexpr, ROUND_INTER: tl.constexpr, TWO_TERM: tl.constexpr,
-    USE_DOT: tl.constexpr, CAST_FP32: tl.constexpr, MAX_SPIN: tl.constexpr,
+    USE_DOT: tl.constexpr, CAST_FP32: tl.constexpr, MAX_SPIN: tl.constexpr, WAIT: tl.constexpr,
 ):  # fmt: skip
     pid_ps = tl.program_id(0)
     pid_m = tl.program_id(1)
@@ -159,10 +163,16 @@ def _fused_splitk_kernel(
                         BLOCK_M, BLOCK_K, BLOCK_R, EVEN_K, EVEN_R, USE_DOT, CAST_FP32)  # fmt: skip
 
     # 2. prefetch the first output tile's operands: B as [BLOCK_N, BLOCK_R], contiguous along the rank
-    n0 = part * BLOCK_N
+    if WAIT:  # this program's tiles: part, part + G, ...
+        n0 = part * BLOCK_N
+        STEP: tl.constexpr = G * BLOCK_N
+    else:  # the last program in: all of them
+        n0 = 0
+        STEP: tl.constexpr = BLOCK_N
     b_ptrs = b_ptr + w * stride_bl + (col0 + n0 + rn)[:, None].to(tl.int64) * stride_bn + rr[None, :]
     y_ptrs = y_ptr + rm[:, None].to(tl.int64) * stride_yt + (col0 + n0 + rn)[None, :]
-    bt, yt, o_mask = _output_tile(b_ptrs, y_ptrs, rn < n_cols - n0, m_mask, r_mask, EVEN_R, ACCUMULATE)
+    if WAIT:
+        bt, yt, o_mask = _output_tile(b_ptrs, y_ptrs, rn < n_cols - n0, m_mask, r_mask, EVEN_R, ACCUMULATE)
 
     # 3. reduce the partials across the block's programs (the epoch scheme of the module docstring)
     base = (tl.load(count_ptr + blk, cache_modifier=".cg") // G) * G
@@ -176,15 +186,22 @@ def _fused_splitk_kernel(
         tl.atomic_add(ws_ptrs, acc, mask=t_mask, sem="relaxed")
     tl.debug_barrier()  # every thread's partial is in before the count says so
     arrived = tl.atomic_add(count_ptr + blk, 1, sem="acq_rel") + 1 - base
-    spins = 0
-    while (arrived < G) & (spins < MAX_SPIN):
-        arrived = tl.atomic_add(count_ptr + blk, 0, sem="acquire") - base
-        spins += 1
-    if arrived >= G:
-        acc = tl.load(ws_ptrs, mask=t_mask, other=0.0, cache_modifier=".cg")
-    else:  # the others are not resident: do the whole reduction here
-        acc = _shrink_range(x_ptr, a_ptr, rm, m_mask, w, p, R, 0, K, stride_xt, stride_al, stride_ar,
-                            BLOCK_M, BLOCK_K, BLOCK_R, EVEN_K, EVEN_R, USE_DOT, CAST_FP32)  # fmt: skip
+    n_end = n_cols
+    if WAIT:
+        spins = 0
+        while (arrived < G) & (spins < MAX_SPIN):
+            arrived = tl.atomic_add(count_ptr + blk, 0, sem="acquire") - base
+            spins += 1
+        if arrived >= G:
+            acc = tl.load(ws_ptrs, mask=t_mask, other=0.0, cache_modifier=".cg")
+        else:  # the others are not resident: do the whole reduction here
+            acc = _shrink_range(x_ptr, a_ptr, rm, m_mask, w, p, R, 0, K, stride_xt, stride_al, stride_ar,
+                                BLOCK_M, BLOCK_K, BLOCK_R, EVEN_K, EVEN_R, USE_DOT, CAST_FP32)  # fmt: skip
+    else:  # only the last program in expands (the others find no columns)
+        if arrived >= G:
+            acc = tl.load(ws_ptrs, mask=t_mask, other=0.0, cache_modifier=".cg")
+        n_end = tl.where(arrived >= G, n_cols, 0)
+        bt, yt, o_mask = _output_tile(b_ptrs, y_ptrs, rn < n_end, m_mask, r_mask, EVEN_R, ACCUMULATE)
 
     # 4. expand this program's column tiles with the rounded intermediate
     if ROUND_INTER:
@@ -197,7 +214,7 @@ def _fused_splitk_kernel(
             t_hi = t_hi.to(tl.float32)
             if TWO_TERM:
                 t_lo = t_lo.to(tl.float32)
-    for n in range(n0, n_cols, G * BLOCK_N):
+    for n in range(n0, n_end, STEP):
         if USE_DOT:
             bd = tl.trans(bt.to(tl.float32) if CAST_FP32 else bt)
             out = tl.dot(t_hi, bd)
@@ -210,9 +227,9 @@ def _fused_splitk_kernel(
             out += yt
         tl.store(y_ptrs, out.to(y_ptr.dtype.element_ty), mask=o_mask)
         # the next tile of this split
-        b_ptrs += G * BLOCK_N * stride_bn
-        y_ptrs += G * BLOCK_N
-        n_mask = rn < n_cols - (n + G * BLOCK_N)  # masked: the last prefetch is past the end
+        b_ptrs += STEP * stride_bn
+        y_ptrs += STEP
+        n_mask = rn < n_end - (n + STEP)  # masked: the last prefetch is past the end
         bt, yt, o_mask = _output_tile(b_ptrs, y_ptrs, n_mask, m_mask, r_mask, EVEN_R, ACCUMULATE)
 
 
@@ -220,8 +237,10 @@ def _bind(
     x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, y: torch.Tensor, seg_indptr: torch.Tensor,
     weight_indices: torch.Tensor, proj_offsets: torch.Tensor, *, h_outs: tuple[int, ...], max_seg_len: int,
     scale: float, accumulate: bool, inter_dtype: torch.dtype, config: Mapping[str, int], use_dot: bool,
+    wait: bool = True,
 ) -> Callable[[], None]:  # fmt: skip
-    bm, bk, bn, split, mult = (int(config[k]) for k in ("BLOCK_M", "BLOCK_K", "BLOCK_N", "SPLIT_K", "N_MULT"))
+    bm, bk, bn, split = (int(config[k]) for k in ("BLOCK_M", "BLOCK_K", "BLOCK_N", "SPLIT_K"))
+    mult = int(config["N_MULT"]) if wait else 1
     K, rank = x.shape[1], b.shape[2]
     br = max(16, triton.next_power_of_2(rank)) if use_dot else triton.next_power_of_2(rank)
     grid = (len(h_outs) * split * mult, cdiv(max_seg_len, bm), weight_indices.shape[0])
@@ -248,6 +267,7 @@ def _bind(
         USE_DOT=use_dot,
         CAST_FP32=dot_cast_fp32(x),
         MAX_SPIN=MAX_SPIN,
+        WAIT=wait,
         **launch_opts(config),
     )
 
@@ -276,3 +296,26 @@ def bind_splitk_fma(
     """fused/splitk/fma: as ``bind_splitk_dot`` with broadcast-multiply reductions (rows of 1-8 tokens)."""
     return _bind(x, a, b, y, seg_indptr, weight_indices, proj_offsets, h_outs=h_outs, max_seg_len=max_seg_len,
                  scale=scale, accumulate=accumulate, inter_dtype=inter_dtype, config=config, use_dot=False)  # fmt: skip
+
+
+def bind_splitlast_dot(
+    x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, y: torch.Tensor, seg_indptr: torch.Tensor,
+    weight_indices: torch.Tensor, proj_offsets: torch.Tensor, *, h_outs: tuple[int, ...], max_seg_len: int,
+    scale: float, accumulate: bool, inter_dtype: torch.dtype, config: Mapping[str, int],
+) -> Callable[[], None]:  # fmt: skip
+    """fused/splitk-last/dot: grid (P x SPLIT_K, row tiles, segments); nobody waits: the last program of a block to
+    add its partial expands all of the block's columns (any grid size, no residency needed: long prefill)."""
+    return _bind(x, a, b, y, seg_indptr, weight_indices, proj_offsets, h_outs=h_outs, max_seg_len=max_seg_len,
+                 scale=scale, accumulate=accumulate, inter_dtype=inter_dtype, config=config, use_dot=True,
+                 wait=False)  # fmt: skip
+
+
+def bind_splitlast_fma(
+    x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, y: torch.Tensor, seg_indptr: torch.Tensor,
+    weight_indices: torch.Tensor, proj_offsets: torch.Tensor, *, h_outs: tuple[int, ...], max_seg_len: int,
+    scale: float, accumulate: bool, inter_dtype: torch.dtype, config: Mapping[str, int],
+) -> Callable[[], None]:  # fmt: skip
+    """fused/splitk-last/fma: as ``bind_splitlast_dot`` with broadcast-multiply reductions."""
+    return _bind(x, a, b, y, seg_indptr, weight_indices, proj_offsets, h_outs=h_outs, max_seg_len=max_seg_len,
+                 scale=scale, accumulate=accumulate, inter_dtype=inter_dtype, config=config, use_dot=False,
+                 wait=False)  # fmt: skip

@@ -196,20 +196,21 @@ def fused_gemv(g: GridShape, p: Mapping[str, np.ndarray]) -> Analytic:
     }
 
 
-def _fused_splitk(g: GridShape, p: Mapping[str, np.ndarray], dot: bool) -> Analytic:
+def _fused_splitk(g: GridShape, p: Mapping[str, np.ndarray], dot: bool, wait: bool = True) -> Analytic:
     """Blocks (segment, row tile, projection) of SPLIT_K * N_MULT programs; SPLIT_K read their K share of x and A
     and add an fp32 partial into the workspace (atomic read-modify-write), all read the sum back and expand their
-    column tiles."""
+    column tiles. Without ``wait`` (N_MULT = 1) only the last program in reads the sum and expands every tile."""
     bm, bk, bn, sk, st = p["BLOCK_M"], p["BLOCK_K"], p["BLOCK_N"], p["SPLIT_K"], p["num_stages"]
-    progs = sk * p["N_MULT"]
+    progs = sk * p["N_MULT"] if wait else sk
     tiles = g.tiles(bm)
     rank = g.dot_rank if dot else float(next_pow2(g.scn.rank))
-    ws = 4.0 * tiles * bm * g.P * rank * (2.0 * sk + progs + 1.0)  # atomics, reads back, the zeroing
+    reads = progs if wait else 1.0
+    ws = 4.0 * tiles * bm * g.P * rank * (2.0 * sk + reads + 1.0)  # atomics, reads back, the zeroing
     return {
         "launches": np.ones_like(bm),
         "programs": g.P * progs * np.ceil(g.maxlen / bm) * g.S,
         "active": tiles * g.P * progs,
-        "steps": np.ceil(np.ceil(g.K / bk) / sk) + np.ceil(np.ceil(g.maxH / bn) / progs),
+        "steps": np.ceil(np.ceil(g.K / bk) / sk) + np.ceil(np.ceil(g.maxH / bn) / (progs if wait else 1)),
         "bytes": g.b * (g.T * g.K * g.P + tiles * (g.R * g.K + g.H * g.r) + g.c * g.T * g.H) + ws,
         "rows": tiles * bm,
         "smem": st * np.maximum((bm + g.dot_rank) * bk, (bm + bn) * g.dot_rank) * g.b if dot else np.zeros_like(bm),
@@ -222,6 +223,14 @@ def fused_splitk_dot(g: GridShape, p: Mapping[str, np.ndarray]) -> Analytic:
 
 def fused_splitk_fma(g: GridShape, p: Mapping[str, np.ndarray]) -> Analytic:
     return _fused_splitk(g, p, dot=False)
+
+
+def fused_splitlast_dot(g: GridShape, p: Mapping[str, np.ndarray]) -> Analytic:
+    return _fused_splitk(g, p, dot=True, wait=False)
+
+
+def fused_splitlast_fma(g: GridShape, p: Mapping[str, np.ndarray]) -> Analytic:
+    return _fused_splitk(g, p, dot=False, wait=False)
 
 
 def vllm_keys(model: Callable[[GridShape, Mapping[str, np.ndarray]], Analytic]) -> Callable:

@@ -490,6 +490,57 @@ SKETCHES: tuple[Sketch, ...] = (
         ),
         layout_rules=True,
     ),
+    Sketch(
+        "fused",
+        "splitk-last",
+        "dot",
+        "one launch, SPLIT_K programs per (segment, row tile, projection) add partial rank-r products over their "
+        "share of K into a workspace; the last one in expands all of the block's columns; nobody waits, so any "
+        "grid size runs (long prefill); tl.dot",
+        Entry("fused_splitk", "bind_splitlast_dot"),
+        grid.fused_splitlast_dot,
+        (
+            ("BLOCK_M", (16, 32, 64, 128)),
+            ("BLOCK_K", (32, 64, 128, 256)),
+            ("BLOCK_N", (32, 64, 128, 256)),
+            ("SPLIT_K", (2, 4, 8, 16, 32)),
+            ("num_warps", WARPS),
+            ("num_stages", STAGES),
+        ),
+        (
+            cap("BLOCK_M", _max_len, DOT_MIN),
+            cap("BLOCK_K", _k_dim, 32),
+            cap("BLOCK_N", _n_dim, 32),
+            split_has_work("SPLIT_K", "BLOCK_K"),
+            dot_smem("BLOCK_M", _rank_block, "BLOCK_K"),
+            dot_smem("BLOCK_M", "BLOCK_N", _rank_block),
+            fused_tile_registers,
+        ),
+    ),
+    Sketch(
+        "fused",
+        "splitk-last",
+        "fma",
+        "as fused/splitk-last/dot with broadcast-multiply reductions: rows of 1 to 8 tokens",
+        Entry("fused_splitk", "bind_splitlast_fma"),
+        grid.fused_splitlast_fma,
+        (
+            ("BLOCK_M", (1, 2, 4, 8)),
+            ("BLOCK_K", (64, 128, 256, 512)),
+            ("BLOCK_N", (32, 64, 128, 256)),
+            ("SPLIT_K", (2, 4, 8, 16, 32)),
+            ("num_warps", WARPS),
+            ("num_stages", (1, 2)),
+        ),
+        (
+            cap("BLOCK_M", _max_len),
+            cap("BLOCK_K", _k_dim, 64),
+            cap("BLOCK_N", _n_dim, 32),
+            split_has_work("SPLIT_K", "BLOCK_K"),
+            fma_registers("BLOCK_M", _fma_rank, "BLOCK_K"),
+            fma_registers("BLOCK_M", "BLOCK_N", _fma_rank),
+        ),
+    ),
 )
 
 

@@ -32,6 +32,23 @@ def _expected(ops, bounds: list[int]) -> torch.Tensor:
 # every program owns column tiles of both projections (160 and 128 wide, 32-column tiles), so the programs that
 # read the workspace (in the interpreter, the last of each block) write results the test sees
 CONFIGS = {
+    # the last program in expands every tile (here a block's four programs, K = 192 in 32-column steps)
+    "fused/splitk-last/dot": {
+        "BLOCK_M": 16,
+        "BLOCK_K": 32,
+        "BLOCK_N": 32,
+        "SPLIT_K": 4,
+        "num_warps": 4,
+        "num_stages": 1,
+    },
+    "fused/splitk-last/fma": {
+        "BLOCK_M": 4,
+        "BLOCK_K": 64,
+        "BLOCK_N": 64,
+        "SPLIT_K": 2,
+        "num_warps": 2,
+        "num_stages": 1,
+    },
     "fused/splitk/dot": {
         "BLOCK_M": 16,
         "BLOCK_K": 32,
