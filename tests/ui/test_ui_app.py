@@ -484,3 +484,24 @@ async def test_the_new_job_form_makes_prefill_jobs(tmp_path: Path) -> None:
         form.query_one("#job-prefill-tokens").value = "256"
         await pilot.click("#job-start")
         assert app.screen is form and "prefill_tokens" in _plain(form.query_one("#job-error"))
+
+
+async def test_sketch_tree_figures_stay_in_their_columns_for_long_names(tmp_path: Path) -> None:
+    from dop_tui.jobrun import default_replay_job
+
+    # every op's sketches: the tree scrolls, and its narrower rows cannot hold walk/segments or splitk-last whole
+    app = make_app(default_replay_job().with_overrides(budget=64), output=tmp_path / "s.json.gz")
+    async with app.run_test(size=SIZE) as pilot:
+        await finish(pilot)
+        tree = app.query_one(SketchTree)
+        rows = [(node, node.label.plain) for node in tree._by_id.values()]
+        ends = {tree.guide_depth * _tree_depth(node) + (2 if node.children else 0) + len(text) for node, text in rows}
+        assert len(ends) == 1, ends  # the figures end at one column whatever the name
+        assert {text.split()[0] for _, text in rows} >= {"walk/segmen…", "splitk-la…"}
+
+
+def _tree_depth(node) -> int:
+    depth = 0
+    while node.parent is not None:
+        node, depth = node.parent, depth + 1
+    return depth

@@ -83,8 +83,14 @@ class SketchTree(Tree[str]):
             elif leaves and any(s in pinned for s in leaves):
                 mark, style = "●", "bold"
             label = Text(mark, style="red" if mark == "⊘" else "cyan")
-            label.append(self._names[node_id], style=style + (" reverse" if node_id == selected else ""))
-            if (st := stats.get(node_id)) is not None:
+            name = self._names[node_id]
+            st = stats.get(node_id)
+            if st is not None:  # a name too long for its row is cut, so the figures stay in their columns
+                room = width - self.guide_depth * _depth(node) - (2 if node.children else 0) - STATS_WIDTH - 2
+                if len(name) > room > 1:
+                    name = name[: room - 1] + "…"
+            label.append(name, style=style + (" reverse" if node_id == selected else ""))
+            if st is not None:
                 prefix = self.guide_depth * _depth(node) + (2 if node.children else 0)
                 label.append(" " * max(1, width - prefix - len(label) - STATS_WIDTH))
                 label.append_text(_stats(st, one_scenario))
