@@ -16,24 +16,19 @@ base GEMM on a side stream (``_overlapped``).
 from __future__ import annotations
 
 import importlib
+import itertools
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
 import torch
 
 from dop_tui.serve.model import Decoder
+from dop_tui.space import BASELINE_BY_ID, BASELINES
 
-BASELINE_BACKENDS = {
-    "torch": ("baselines_torch", "bind_fused"),
-    "vllm": ("baselines_vllm", "bind_fused"),
-    "vllm-tuned": ("baselines_vllm", "bind_fused_tuned"),
-    "sglang": ("baselines_sglang", "bind_fused"),
-    "punica": ("baselines_punica", "bind_fused"),
-}
-BACKENDS = ("none", *BASELINE_BACKENDS)
+BASELINE_NAMES = tuple(dict.fromkeys(b.name for b in BASELINES))  # every baseline of the search space
+BACKENDS = ("none", *BASELINE_NAMES)
 SCALE = 0.5  # the LoRA scaling (alpha / r) every backend applies
 
 
@@ -49,7 +44,8 @@ def _package(spec: str) -> ModuleType:
         if len(found) != 1:
             raise BackendError(f"package:{spec}: not a folder written by dop export (no single package with a "
                                "dispatch table in it)")  # fmt: skip
-        sys.path.insert(0, str(path.resolve()))
+        if str(path.resolve()) not in sys.path:
+            sys.path.insert(0, str(path.resolve()))
         spec = found[0]
     try:
         module = importlib.import_module(spec)
@@ -80,18 +76,15 @@ class Layout:
 
     def __init__(self, seg_lens: Sequence[int], device: torch.device) -> None:
         self.seg_lens = tuple(int(n) for n in seg_lens)
-        bounds = [0]
-        for n in self.seg_lens:
-            bounds.append(bounds[-1] + n)
+        bounds = list(itertools.accumulate(self.seg_lens, initial=0))
         self.seg_indptr = torch.tensor(bounds, dtype=torch.int32, device=device)
         self.weight_indices = torch.arange(len(self.seg_lens), dtype=torch.int32, device=device)
 
 
-def _offsets(h_outs: tuple[int, ...], device: torch.device) -> torch.Tensor:
-    offs = [0]
-    for h in h_outs:
-        offs.append(offs[-1] + h)
-    return torch.tensor(offs, dtype=torch.int32, device=device)
+def _offsets(model: Decoder) -> dict[str, torch.Tensor]:
+    """Each group's projection offsets into its output's columns (prefix sums of its widths), on the device."""
+    return {g: torch.tensor(list(itertools.accumulate(outs, initial=0)), dtype=torch.int32, device=model.device)
+            for g, _, outs in model.shape.groups()}  # fmt: skip
 
 
 OVERLAP = "+overlap"
@@ -136,13 +129,12 @@ def _bind_delta(
 
                 bound[layer, g] = call
         return bound
-    module, function = BASELINE_BACKENDS[name]
-    launcher: Any = getattr(importlib.import_module(f"dop_tui.kernels.{module}"), function)
+    launcher, offsets = BASELINE_BY_ID[f"fused/baseline/{name}"].entry.resolve(), _offsets(model)
     for layer, weights in enumerate(model.lora):
         for g, (a, b) in weights.items():
             bound[layer, g] = launcher(
-                model.buf_in[g], a, b, outputs[g], *seg, _offsets(groups[g], model.device), seg_lens=layout.seg_lens,
-                h_outs=groups[g], scale=SCALE, accumulate=True, inter_dtype=torch.float32,
+                model.buf_in[g], a, b, outputs[g], *seg, offsets[g], seg_lens=layout.seg_lens, h_outs=groups[g],
+                scale=SCALE, accumulate=True, inter_dtype=torch.float32,
             )  # fmt: skip
     return bound
 
@@ -168,18 +160,16 @@ def _overlapped(name: str, model: Decoder, layout: Layout) -> Lora:
             first[key] = lambda d=d, call=call: (d.zero_(), call())
             then[key] = lambda d=d, y=y: y.add_(d)
     else:
-        module, _ = BASELINE_BACKENDS[name]
-        suffix = "_tuned" if name == "vllm-tuned" else ""
-        mod = importlib.import_module(f"dop_tui.kernels.{module}")
-        shrink, expand = getattr(mod, f"bind_shrink{suffix}"), getattr(mod, f"bind_expand{suffix}")
+        shrink, expand = (BASELINE_BY_ID[f"{op}/baseline/{name}"].entry.resolve() for op in ("shrink", "expand"))
+        offsets = _offsets(model)
         inter = model.dtype if name == "sglang" else torch.float32
         for layer, weights in enumerate(model.lora):
             for g, (a, b) in weights.items():
                 v = torch.empty(model.batch, a.shape[1], dtype=inter, device=model.device)
                 kw = {"seg_lens": layout.seg_lens, "h_outs": groups[g]}
                 first[layer, g] = shrink(model.buf_in[g], a, v, *seg, scale=SCALE, accumulate=False, **kw)
-                then[layer, g] = expand(v, b, model.buf_out[g], *seg, _offsets(groups[g], model.device), scale=1.0,
-                                        accumulate=True, **kw)  # fmt: skip
+                then[layer, g] = expand(v, b, model.buf_out[g], *seg, offsets[g], scale=1.0, accumulate=True,
+                                        **kw)  # fmt: skip
 
     def before(layer: int, group: str) -> None:
         if side is None:

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from dop_tui.serve.backends import OVERLAP, Layout, Lora, bind_backend
+from dop_tui.serve.backends import BASELINE_NAMES, OVERLAP, Layout, Lora, bind_backend
 from dop_tui.serve.model import Decoder, DecoderShape
 from dop_tui.workloads import decode_lens
 
@@ -157,9 +157,6 @@ def _measure_case(
             None if ms is None else ms - times["none"], floor_ms, errors.get(name), "ok" if ms is not None else "wrong",
         ))  # fmt: skip
     return rows
-
-
-BASELINE_NAMES = ("torch", "vllm", "vllm-tuned", "sglang", "punica")
 
 
 def summary(rows: Sequence[Row]) -> dict[str, dict[str, float]]:
