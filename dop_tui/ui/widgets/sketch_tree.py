@@ -83,16 +83,13 @@ class SketchTree(Tree[str]):
             elif leaves and any(s in pinned for s in leaves):
                 mark, style = "●", "bold"
             label = Text(mark, style="red" if mark == "⊘" else "cyan")
-            name = self._names[node_id]
-            st = stats.get(node_id)
-            if st is not None:  # a name too long for its row is cut, so the figures stay in their columns
-                room = width - self.guide_depth * _depth(node) - (2 if node.children else 0) - STATS_WIDTH - 2
-                if len(name) > room > 1:
-                    name = name[: room - 1] + "…"
+            name, st = self._names[node_id], stats.get(node_id)
+            room = width - self.guide_depth * _depth(node) - (2 if node.children else 0)  # this row's columns
+            if st is not None and len(name) > room - STATS_WIDTH - 2 > 1:  # cut: the figures keep their columns
+                name = name[: room - STATS_WIDTH - 3] + "…"
             label.append(name, style=style + (" reverse" if node_id == selected else ""))
             if st is not None:
-                prefix = self.guide_depth * _depth(node) + (2 if node.children else 0)
-                label.append(" " * max(1, width - prefix - len(label) - STATS_WIDTH))
+                label.append(" " * max(1, room - len(label) - STATS_WIDTH))
                 label.append_text(_stats(st, one_scenario))
             if label != node.label:
                 node.set_label(label)
