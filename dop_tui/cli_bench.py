@@ -6,7 +6,7 @@ import json
 import os
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -18,6 +18,12 @@ bench_app = typer.Typer(
     no_args_is_help=True,
 )
 console = Console()
+
+
+def _fail(message: str) -> NoReturn:
+    """Bad input: the message, exit code 2."""
+    console.print(f"[red]error:[/] {message}")
+    raise typer.Exit(2)
 
 
 @bench_app.command("search")
@@ -48,13 +54,11 @@ def search(
     unknown = [s for s in names if s not in STRATEGIES]
     if unknown or not names:
         bad = ", ".join(unknown) or "(none)"
-        console.print(f"[red]error:[/] unknown strategy {bad}; known: {', '.join(STRATEGIES)}")
-        raise typer.Exit(2)
+        _fail(f"unknown strategy {bad}; known: {', '.join(STRATEGIES)}")
     try:
         sess = load(session)
     except SessionError as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from None
+        _fail(str(exc))
     command = (
         f"dop bench search {session} --seeds {seeds} --budget {budget} --early {early} --strategies {','.join(names)} "
         f"--scenarios {scenarios} --batch-size {batch_size}"
@@ -123,23 +127,19 @@ def serve(
     each backend's logits checked against torch's, then one step timed in a CUDA graph."""
     from dop_tui.workloads import WORKLOADS
 
-    def fail(message: str) -> None:
-        console.print(f"[red]error:[/] {message}")
-        raise typer.Exit(2)
-
     if device not in ("cuda", "cpu"):
-        fail(f"--device: expected cuda or cpu, got {device!r}")
+        _fail(f"--device: expected cuda or cpu, got {device!r}")
     if json_out is not None and json_out.exists() and not force:
-        fail(f"--json: {json_out} exists; pass --force to replace it")
+        _fail(f"--json: {json_out} exists; pass --force to replace it")
     try:
         sizes = [int(b) for b in batch_sizes.split(",") if b.strip()]
     except ValueError:
         sizes = []
     if not sizes or any(not 1 <= b <= 4096 for b in sizes):
-        fail(f"--batch-sizes: expected comma-separated sizes from 1 to 4096, got {batch_sizes!r}")
+        _fail(f"--batch-sizes: expected comma-separated sizes from 1 to 4096, got {batch_sizes!r}")
     loads = [w.strip() for w in workloads.split(",") if w.strip()]
     if not loads or any(w not in WORKLOADS for w in loads):
-        fail(f"--workloads: expected some of {', '.join(WORKLOADS)}, got {workloads!r}")
+        _fail(f"--workloads: expected some of {', '.join(WORKLOADS)}, got {workloads!r}")
     if device == "cpu":  # before anything imports triton
         os.environ["TRITON_INTERPRET"] = "1"
     import torch
@@ -149,15 +149,15 @@ def serve(
     from dop_tui.serve.model import PRESETS
 
     if model not in PRESETS:
-        fail(f"--model: expected one of {', '.join(PRESETS)}, got {model!r}")
+        _fail(f"--model: expected one of {', '.join(PRESETS)}, got {model!r}")
     try:
         names = parse_backends(backends)
     except BackendError as exc:
-        fail(str(exc))
+        _fail(str(exc))
     if overlap:
         names += [f"{n}+overlap" for n in names if n != "none"]
     if device == "cuda" and not torch.cuda.is_available():
-        fail("--device cuda: no CUDA GPU here (run the tiny model with --device cpu)")
+        _fail("--device cuda: no CUDA GPU here (run the tiny model with --device cpu)")
     shape = PRESETS[model]
     dev = torch.device(device)
     if dev.type == "cuda":
@@ -183,7 +183,7 @@ def serve(
                 rows.extend(case_rows)
                 progress.advance(task)
         except RuntimeError as exc:
-            fail(str(exc))
+            _fail(str(exc))
     _serve_tables(rows, names, loads)
     result = {"device": gpu, "model": model, "layers": layers or shape.layers, "rank": rank, "ctx": ctx,
               "dtype": str(dtype).removeprefix("torch."), "rows": [r.to_json() for r in rows],
