@@ -105,9 +105,8 @@ def run(
     backends: Sequence[str], device: torch.device, dtype: torch.dtype, bandwidth: float, tolerance: float,
     replays: int = 20, repeats: int = 5,
 ) -> Iterator[list[Row]]:  # fmt: skip
-    """Each case's rows (one per backend, in ``backends``' order) once the case is measured. The torch backend
-    runs first: its logits are the reference."""
-    order = ["torch"] + [b for b in backends if b not in ("torch", "none")]
+    """Each case's rows (one per backend, in ``backends``' order) once the case is measured; the base model and
+    the torch backend (whose logits are the reference) run first."""
     by_batch: dict[int, list[ServeCase]] = {}
     for c in serve_cases:
         by_batch.setdefault(c.batch, []).append(c)
@@ -116,15 +115,15 @@ def run(
         model = Decoder(shape, layers=layers, rank=rank, adapters=adapters, batch=batch, ctx=ctx, device=device,
                         dtype=dtype)  # fmt: skip
         for case in group:
-            yield _measure_case(model, case, order, backends, bandwidth, tolerance, replays, repeats)
+            yield _measure_case(model, case, backends, bandwidth, tolerance, replays, repeats)
         del model
         if device.type == "cuda":
             torch.cuda.empty_cache()
 
 
 def _measure_case(
-    model: Decoder, case: ServeCase, order: Sequence[str], backends: Sequence[str], bandwidth: float,
-    tolerance: float, replays: int, repeats: int,
+    model: Decoder, case: ServeCase, backends: Sequence[str], bandwidth: float, tolerance: float, replays: int,
+    repeats: int,
 ) -> list[Row]:  # fmt: skip
     layout = Layout(case.seg_lens, model.device)
     floor_ms = model.lora_bytes(len(case.seg_lens)) / bandwidth * 1e3
@@ -132,7 +131,7 @@ def _measure_case(
     ref: torch.Tensor | None = None
     errors: dict[str, float] = {}
     times: dict[str, float] = {}
-    for name in ["none", *order]:
+    for name in ["none", "torch", *(b for b in backends if b not in ("none", "torch"))]:
         try:
             lora = bind_backend(name, model, layout)
             logits, eager_ms = _checked_step(model, lora)
@@ -177,16 +176,16 @@ def summary(rows: Sequence[Row]) -> dict[str, dict[str, float]]:
     for name in sorted(families - set(BASELINE_NAMES) - {"none"}):
         ratios: dict[str, list[float]] = {}
         for case in best.values():
-            ours, base = case.get(name), [case[b] for b in BASELINE_NAMES if b in case]
+            ours, base = case.get(name), {b: case[b] for b in BASELINE_NAMES if b in case}
             if ours is None or not base:
                 continue
-            lowest = min(b.lora_ms for b in base if b.lora_ms is not None)
+            lowest = min(b.lora_ms for b in base.values() if b.lora_ms is not None)
             if lowest > 0 and ours.lora_ms is not None and ours.lora_ms > 0:
                 ratios.setdefault("lora_vs_best", []).append(ours.lora_ms / lowest)
-            for b in base:
-                ratios.setdefault(f"tokens_vs_{b.backend.removesuffix(OVERLAP)}", []).append(
-                    ours.tokens_per_s / b.tokens_per_s
-                )
-            ratios.setdefault("tokens_vs_best", []).append(ours.tokens_per_s / max(b.tokens_per_s for b in base))
+            for b, row in base.items():
+                ratios.setdefault(f"tokens_vs_{b}", []).append(ours.tokens_per_s / row.tokens_per_s)
+            ratios.setdefault("tokens_vs_best", []).append(
+                ours.tokens_per_s / max(r.tokens_per_s for r in base.values())
+            )
         out[name] = {k: statistics.geometric_mean(v) for k, v in ratios.items()}
     return out
