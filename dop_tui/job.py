@@ -99,9 +99,10 @@ class Job:
             raise JobError("batch_sizes: expected decode batch sizes (or prefill_segments for a prefill-only job)")
         if any(not 1 <= n <= 64 for n in self.prefill_segments):
             raise JobError(f"prefill_segments: prompts per batch go from 1 to 64, got {list(self.prefill_segments)}")
-        lo, hi = self.prefill_tokens
-        if not 1 <= lo <= hi <= 32768:
-            raise JobError(f"prefill_tokens: expected [lo, hi] with 1 <= lo <= hi <= 32768, got [{lo}, {hi}]")
+        if len(self.prefill_tokens) != 2 or not 1 <= self.prefill_tokens[0] <= self.prefill_tokens[1] <= 32768:
+            raise JobError(
+                f"prefill_tokens: expected [lo, hi] with 1 <= lo <= hi <= 32768, got {list(self.prefill_tokens)}"
+            )
         if any(not 1 <= bs <= 4096 for bs in self.batch_sizes):
             raise JobError(f"batch_sizes: decode batch sizes go from 1 to 4096, got {list(self.batch_sizes)}")
         if self.backend not in BACKENDS:
@@ -203,7 +204,8 @@ def _check_choices(key: str, values: tuple[str, ...], allowed: tuple[str, ...]) 
         raise JobError(f"{key}: unknown {', '.join(map(repr, bad))}; expected some of {', '.join(allowed)}")
 
 
-_LIST_KEYS = ("ops", "ranks", "dtypes", "batch_sizes", "workloads", "sketches", "prefill_segments")
+_LIST_KEYS = ("ops", "ranks", "dtypes", "batch_sizes", "workloads", "sketches", "prefill_segments", "prefill_tokens")
+_INT_LISTS = ("ranks", "batch_sizes", "prefill_segments", "prefill_tokens")
 _SCALARS = {
     "name": str,
     "model": str,
@@ -220,7 +222,7 @@ _SCALARS = {
 
 def job_from_mapping(d: Mapping[str, Any], source: str = "") -> Job:
     """Validate a parsed job table; ``JobError`` names the first bad key."""
-    known = set(_LIST_KEYS) | set(_SCALARS) | {"shapes", "projections", "replay", "prefill_tokens"}
+    known = set(_LIST_KEYS) | set(_SCALARS) | {"shapes", "projections", "replay"}
     unknown = sorted(set(d) - known)
     if unknown:
         raise JobError(f"unknown key(s) {', '.join(unknown)}; expected some of {', '.join(sorted(known))}")
@@ -232,7 +234,7 @@ def job_from_mapping(d: Mapping[str, Any], source: str = "") -> Job:
             v = d[key]
             if not isinstance(v, list):
                 raise JobError(f"{key}: expected a list, got {v!r}")
-            want = int if key in ("ranks", "batch_sizes", "prefill_segments") else str
+            want = int if key in _INT_LISTS else str
             if not all(isinstance(x, want) and not isinstance(x, bool) for x in v):
                 raise JobError(f"{key}: expected a list of {want.__name__}, got {v!r}")
             kw[key] = tuple(v)
@@ -241,13 +243,6 @@ def job_from_mapping(d: Mapping[str, Any], source: str = "") -> Job:
             if not isinstance(d[key], typ) or isinstance(d[key], bool):
                 raise JobError(f"{key}: expected {typ.__name__}, got {d[key]!r}")
             kw[key] = d[key]
-    if "prefill_tokens" in d:
-        pt = d["prefill_tokens"]
-        if not (
-            isinstance(pt, list) and len(pt) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in pt)
-        ):
-            raise JobError(f"prefill_tokens: expected [lo, hi] (two integers), got {pt!r}")
-        kw["prefill_tokens"] = (pt[0], pt[1])
     if "replay" in d:
         r = d["replay"]
         if isinstance(r, str):
