@@ -202,15 +202,15 @@ def _fused_splitk(g: GridShape, p: Mapping[str, np.ndarray], dot: bool, wait: bo
     column tiles. Without ``wait`` (N_MULT = 1) only the last program in reads the sum and expands every tile."""
     bm, bk, bn, sk, st = p["BLOCK_M"], p["BLOCK_K"], p["BLOCK_N"], p["SPLIT_K"], p["num_stages"]
     progs = sk * p["N_MULT"] if wait else sk
+    expanders = progs if wait else 1.0  # the programs that read the sum back and share the columns
     tiles = g.tiles(bm)
     rank = g.dot_rank if dot else float(next_pow2(g.scn.rank))
-    reads = progs if wait else 1.0
-    ws = 4.0 * tiles * bm * g.P * rank * (2.0 * sk + reads + 1.0)  # atomics, reads back, the zeroing
+    ws = 4.0 * tiles * bm * g.P * rank * (2.0 * sk + expanders + 1.0)  # atomics, reads back, the zeroing
     return {
         "launches": np.ones_like(bm),
         "programs": g.P * progs * np.ceil(g.maxlen / bm) * g.S,
         "active": tiles * g.P * progs,
-        "steps": np.ceil(np.ceil(g.K / bk) / sk) + np.ceil(np.ceil(g.maxH / bn) / (progs if wait else 1)),
+        "steps": np.ceil(np.ceil(g.K / bk) / sk) + np.ceil(np.ceil(g.maxH / bn) / expanders),
         "bytes": g.b * (g.T * g.K * g.P + tiles * (g.R * g.K + g.H * g.r) + g.c * g.T * g.H) + ws,
         "rows": tiles * bm,
         "smem": st * np.maximum((bm + g.dot_rank) * bk, (bm + bn) * g.dot_rank) * g.b if dot else np.zeros_like(bm),
