@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Tuning runs on one GPU, one call of the device tool each (session 7, issue 12). Sessions and logs go to OUT.
+#   bash bench/h200_tune_runs.sh dense-and-resume OUT   the dense expand ground truth, then more search on the
+#                                                       rank-16 fused session until about 570 s have passed
+#   bash bench/h200_tune_runs.sh prefill OUT            the prefill job (shrink, expand, fused), 540 s
+set -u
+STEP=$1
+OUT=${2:-/tmp/out}
+mkdir -p "$OUT"
+export COLUMNS=120
+START=$(date +%s)
+dop() { python3 -m dop_tui.cli "$@"; }
+case "$STEP" in
+  dense-and-resume)
+    dop tune --batch sessions/h200-dense-expand.toml -o "$OUT/h200-dense-expand.json.gz" --force \
+      > "$OUT/dense_log.txt" 2>&1
+    echo "dense rc=$? after $(( $(date +%s) - START )) s"; tail -4 "$OUT/dense_log.txt"
+    LEFT=$(( 570 - ($(date +%s) - START) ))
+    if [ "$LEFT" -gt 60 ]; then
+      cp sessions/h200-7b-fused.json.gz "$OUT/h200-7b-fused.json.gz"
+      dop tune --batch --resume "$OUT/h200-7b-fused.json.gz" --budget 5000 --time-limit "$LEFT" \
+        > "$OUT/fused_resume_log.txt" 2>&1
+      echo "resume rc=$? after $(( $(date +%s) - START )) s"; tail -12 "$OUT/fused_resume_log.txt"
+    fi
+    ;;
+  prefill)
+    dop tune --batch sessions/h200-7b-prefill.toml -o "$OUT/h200-7b-prefill.json.gz" --force --time-limit 540 \
+      > "$OUT/prefill_log.txt" 2>&1
+    echo "prefill rc=$? after $(( $(date +%s) - START )) s"; tail -40 "$OUT/prefill_log.txt"
+    ;;
+  *) echo "unknown step $STEP"; exit 2 ;;
+esac
