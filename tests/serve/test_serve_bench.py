@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from dop_tui.cli import app
 from dop_tui.serve.bench import cases, run, summary
-from dop_tui.serve.model import PRESETS, Decoder
+from dop_tui.serve.model import PRESETS, Weights
 
 runner = CliRunner()
 ALL = ["none", "torch", "vllm", "vllm-tuned", "sglang", "punica"]
@@ -87,8 +87,7 @@ def test_bad_input_gets_a_named_error_and_keeps_files(tmp_path):
 
 
 def test_lora_bytes_count_the_adapters_in_the_batch():
-    m = Decoder(PRESETS["tiny"], layers=2, rank=8, adapters=3, batch=3, ctx=4, device=torch.device("cpu"),
-                dtype=torch.float32)  # fmt: skip
+    m = Weights(PRESETS["tiny"], layers=2, rank=8, adapters=3, device=torch.device("cpu"), dtype=torch.float32)
     h, i = PRESETS["tiny"].hidden, PRESETS["tiny"].intermediate
     per_layer = 8 * ((h * 3 + 3 * h) + (h + h) + (h * 2 + 2 * i) + (i + h))  # A and B of qkv, o, gate/up, down
     assert m.lora_bytes(3) == 3 * 2 * per_layer * 4
