@@ -90,7 +90,7 @@ class Weights:
         self, shape: DecoderShape, *, layers: int, rank: int, adapters: int, device: torch.device,
         dtype: torch.dtype, seed: int = 0,
     ) -> None:  # fmt: skip
-        self.shape, self.layers, self.rank, self.adapters = shape, layers, rank, adapters
+        self.shape, self.layers = shape, layers
         self.device, self.dtype = device, dtype
         g = torch.Generator(device=device).manual_seed(seed)
         h, m, v = shape.hidden, shape.intermediate, shape.vocab
