@@ -6,11 +6,16 @@ import json
 import os
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    import torch
+
+    from dop_tui.serve.model import DecoderShape
 
 bench_app = typer.Typer(
     help="Benchmarks of dop's own machinery on recorded sessions.",
@@ -122,15 +127,29 @@ def serve(
     overlap: Annotated[
         bool, typer.Option("--overlap", help="Also run every backend beside the base GEMM on a side stream.")
     ] = False,
+    trace: Annotated[
+        int | None,
+        typer.Option(
+            "--trace", help="Serve N requests arriving over time with continuous batching instead (the trace mode)."
+        ),
+    ] = None,
+    trace_rate: Annotated[float, typer.Option("--trace-rate", help="Trace mode: requests per step, on average.")] = (
+        0.5
+    ),
 ) -> None:
     """Decode steps of a multi-tenant LoRA decoder (random weights, LoRA on all seven projections) per backend:
-    each backend's logits checked against torch's, then one step timed in a CUDA graph."""
+    each backend's logits checked against torch's, then one step timed in a CUDA graph. With ``--trace N``: N
+    requests served with continuous batching (prefill and decode steps), tokens/s over the trace per backend."""
     from dop_tui.workloads import WORKLOADS
 
     if device not in ("cuda", "cpu"):
         _fail(f"--device: expected cuda or cpu, got {device!r}")
     if json_out is not None and json_out.exists() and not force:
         _fail(f"--json: {json_out} exists; pass --force to replace it")
+    if trace is not None and trace < 1:
+        _fail(f"--trace: expected a number of requests >= 1, got {trace}")
+    if not trace_rate > 0:
+        _fail(f"--trace-rate: expected a positive number of requests per step, got {trace_rate}")
     try:
         sizes = [int(b) for b in batch_sizes.split(",") if b.strip()]
     except ValueError:
@@ -169,6 +188,13 @@ def serve(
         gpu, bandwidth = "cpu (Triton interpreter)", 4.3e12
     dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
     tolerance = 5e-2 if dtype == torch.bfloat16 else 1e-3
+    setup = {"device": gpu, "model": model, "layers": layers or shape.layers, "rank": rank, "ctx": ctx,
+             "dtype": str(dtype).removeprefix("torch.")}  # fmt: skip
+    if trace is not None:
+        _serve_trace(setup, requests=trace, rate=trace_rate, max_running=max(sizes), loads=loads, names=names,
+                     shape=shape, dev=dev, dtype=dtype, tolerance=tolerance, replays=replays, json_out=json_out,
+                     overlap=overlap)  # fmt: skip
+        return
     todo = cases(sizes, loads)
     rows = []
     from rich.progress import Progress
@@ -185,9 +211,12 @@ def serve(
         except RuntimeError as exc:
             _fail(str(exc))
     _serve_tables(rows, names, loads)
-    result = {"device": gpu, "model": model, "layers": layers or shape.layers, "rank": rank, "ctx": ctx,
-              "dtype": str(dtype).removeprefix("torch."), "rows": [r.to_json() for r in rows],
-              "summary": summary(rows)}  # fmt: skip
+    result = {**setup, "rows": [r.to_json() for r in rows], "summary": summary(rows)}
+    _serve_end(result, rows, json_out, overlap)
+
+
+def _serve_end(result: dict, rows: list, json_out: Path | None, overlap: bool) -> None:
+    """The summary lines, the JSON file, and exit code 1 if a backend's logits were wrong."""
     for name, stats in result["summary"].items():
         parts = ", ".join(f"{k} {v:.2f}x" for k, v in stats.items())
         form = " (each backend at its faster form, plain or overlapped)" if overlap else ""
@@ -230,3 +259,64 @@ def _serve_tables(rows: list, names: list[str], loads: list[str]) -> None:
                     cells.append(f"{r.ms_per_step:.3f}" + (f" {r.lora_ms:+.3f}" if n != "none" else ""))
             table.add_row(_label(n), *cells)
         console.print(table)
+
+
+def _serve_trace(
+    setup: dict, *, requests: int, rate: float, max_running: int, loads: list[str], names: list[str],
+    shape: DecoderShape, dev: torch.device, dtype: torch.dtype, tolerance: float, replays: int,
+    json_out: Path | None, overlap: bool,
+) -> None:  # fmt: skip
+    """The trace mode: per workload, its trace served by every backend (``dop_tui.serve.trace``)."""
+    from rich.progress import Progress
+
+    from dop_tui.serve import trace as tr
+    from dop_tui.serve.bench import summary
+
+    rows: list = []
+    with Progress(console=console, transient=True) as progress:
+        for wl in loads:
+            task = progress.add_task(f"{wl}: distinct steps x {len(names)} backends", total=None)
+            try:
+                rows += tr.run(shape, layers=setup["layers"], rank=setup["rank"], ctx=setup["ctx"],
+                               trace=tr.build_trace(requests, wl, rate=rate, seed=0), workload=wl,
+                               max_running=max_running, backends=names, device=dev, dtype=dtype, tolerance=tolerance,
+                               replays=replays,
+                               progress=lambda done, total, task=task: progress.update(task, completed=done,
+                                                                                       total=total))  # fmt: skip
+            except RuntimeError as exc:
+                _fail(str(exc))
+    for wl in loads:
+        _trace_table([r for r in rows if r.workload == wl], names, requests)
+    about = {"requests": requests, "rate": rate, "prompt_lens": list(tr.PROMPT_LENS),
+             "output_lens": list(tr.OUTPUT_LENS), "zipf": tr.ZIPF, "seed": 0, "max_running": max_running,
+             "prefill_budget": tr.PREFILL_BUDGET}  # fmt: skip
+    result = {**setup, "trace": about, "rows": [r.to_json() for r in rows], "summary": summary(rows)}
+    _serve_end(result, rows, json_out, overlap)
+
+
+def _trace_table(rows: list, names: list[str], requests: int) -> None:
+    """One workload's trace: per backend, tokens/s, the trace's time, what LoRA adds over none, and (for a
+    package) its tokens/s over each baseline's and the best one's (``summary``)."""
+    from dop_tui.serve.backends import BASELINE_NAMES
+    from dop_tui.serve.bench import summary
+
+    first = rows[0]
+    bases = [b for b in BASELINE_NAMES if b in names]
+    ratios = summary(rows)
+    table = Table(title=f"{first.workload} trace: {requests} requests, {first.tokens} tokens ({first.output_tokens} "
+                  f"output), {first.prefill_steps} prefill + {first.decode_steps} decode steps "
+                  f"({first.distinct_steps} distinct); x: tokens/s over a baseline's")  # fmt: skip
+    table.add_column("backend", no_wrap=True)
+    for col in ("tok/s", "out tok/s", "ms", "LoRA ms"):
+        table.add_column(col, justify="right", no_wrap=True)
+    speedups = [f"tokens_vs_{b}" for b in bases] + ["tokens_vs_best"] if ratios else []
+    for key in speedups:
+        table.add_column("x " + key.removeprefix("tokens_vs_"), justify="right", no_wrap=True)
+    for r in rows:
+        if r.ms is None:
+            cells = ["[red]wrong[/]", "", "", ""]
+        else:
+            cells = [f"{r.tokens_per_s:.0f}", f"{r.output_tokens_per_s:.0f}", f"{r.ms:.1f}", f"{r.lora_ms:+.1f}"]
+        stats = ratios.get(r.backend, {})  # a package's, at its faster form
+        table.add_row(_label(r.backend), *cells, *(f"{stats[k]:.2f}" if k in stats else "" for k in speedups))
+    console.print(table)

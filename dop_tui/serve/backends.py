@@ -1,4 +1,4 @@
-"""LoRA backends of the serving benchmark: who computes ``y += scale * (x A[w]^T) B[w]^T`` in a decode step.
+"""LoRA backends of the serving benchmark: who computes ``y += scale * (x A[w]^T) B[w]^T`` in a step.
 
 - ``none``: the base model only (no LoRA call);
 - ``torch``: gather each token's adapter weights and two batched matmuls, as PEFT does (``baselines_torch``);
@@ -8,7 +8,7 @@
 - ``package:PATH``: a package written by ``dop export`` (its ``add_lora``, dispatch included): PATH is the
   export's folder or the name of the installed package.
 
-A backend binds one closure per (layer, group) on the decoder's static buffers for one segment layout; the
+A backend binds one closure per (layer, group) on a step's static buffers for one segment layout; the
 closures launch without host work, so a CUDA graph captures them. ``NAME+overlap`` runs backend NAME beside the
 base GEMM on a side stream (``_overlapped``).
 """
@@ -24,7 +24,7 @@ from types import ModuleType
 
 import torch
 
-from dop_tui.serve.model import Decoder
+from dop_tui.serve.model import Step
 from dop_tui.space import BASELINE_BY_ID, BASELINES
 
 BASELINE_NAMES = tuple(dict.fromkeys(b.name for b in BASELINES))  # every baseline of the search space
@@ -72,16 +72,20 @@ def parse_backends(text: str) -> list[str]:
 
 
 class Layout:
-    """The segment layout of one batch on the device: requests sorted by adapter, segment s uses adapter s."""
+    """The segment layout of one batch on the device: tokens sorted by adapter, segment s of ``seg_lens[s]``
+    tokens uses adapter ``adapters[s]`` (default: adapter s)."""
 
-    def __init__(self, seg_lens: Sequence[int], device: torch.device) -> None:
+    def __init__(self, seg_lens: Sequence[int], device: torch.device, adapters: Sequence[int] | None = None) -> None:
         self.seg_lens = tuple(int(n) for n in seg_lens)
+        self.adapters = tuple(range(len(self.seg_lens))) if adapters is None else tuple(int(a) for a in adapters)
+        if len(self.adapters) != len(self.seg_lens):
+            raise ValueError(f"{len(self.seg_lens)} segments and {len(self.adapters)} adapters: expected one each")
         bounds = list(itertools.accumulate(self.seg_lens, initial=0))
         self.seg_indptr = torch.tensor(bounds, dtype=torch.int32, device=device)
-        self.weight_indices = torch.arange(len(self.seg_lens), dtype=torch.int32, device=device)
+        self.weight_indices = torch.tensor(self.adapters, dtype=torch.int32, device=device)
 
 
-def _offsets(model: Decoder) -> dict[str, torch.Tensor]:
+def _offsets(model: Step) -> dict[str, torch.Tensor]:
     """Each group's projection offsets into its output's columns (prefix sums of its widths), on the device."""
     return {g: torch.tensor(list(itertools.accumulate(outs, initial=0)), dtype=torch.int32, device=model.device)
             for g, _, outs in model.shape.groups()}  # fmt: skip
@@ -91,7 +95,7 @@ OVERLAP = "+overlap"
 
 
 class Lora:
-    """One backend's LoRA calls in a decode step. The step calls ``before(layer, group)`` just before the group's
+    """One backend's LoRA calls in a step. The step calls ``before(layer, group)`` just before the group's
     base GEMM and ``after(layer, group)`` just after it; a plain backend does all its work in ``after``."""
 
     def __init__(self, after: Callable[[int, str], None], before: Callable[[int, str], None] | None = None) -> None:
@@ -99,7 +103,7 @@ class Lora:
         self.before = before or (lambda layer, group: None)
 
 
-def bind_backend(name: str, model: Decoder, layout: Layout) -> Lora:
+def bind_backend(name: str, model: Step, layout: Layout) -> Lora:
     """Backend ``name`` bound on ``layout``: one closure per (layer, group), each bound once here. A name ending in
     ``+overlap`` runs its LoRA on a side CUDA stream while the base GEMM runs (see ``_overlapped``)."""
     if name == "none":
@@ -111,7 +115,7 @@ def bind_backend(name: str, model: Decoder, layout: Layout) -> Lora:
 
 
 def _bind_delta(
-    name: str, model: Decoder, layout: Layout, outputs: dict[str, torch.Tensor]
+    name: str, model: Step, layout: Layout, outputs: dict[str, torch.Tensor]
 ) -> dict[tuple[int, str], Callable[[], None]]:
     """``outputs[group] += delta`` per (layer, group) by backend ``name``'s whole-delta call."""
     groups = {g: outs for g, _, outs in model.shape.groups()}
@@ -139,7 +143,7 @@ def _bind_delta(
     return bound
 
 
-def _overlapped(name: str, model: Decoder, layout: Layout) -> Lora:
+def _overlapped(name: str, model: Step, layout: Layout) -> Lora:
     """The LoRA beside the base GEMM, the way vLLM's dual-stream mode runs it.
 
     A baseline: its shrink (into its own intermediate: fp32, SGLang's 16-bit) on a side stream that starts when
@@ -165,7 +169,7 @@ def _overlapped(name: str, model: Decoder, layout: Layout) -> Lora:
         inter = model.dtype if name == "sglang" else torch.float32
         for layer, weights in enumerate(model.lora):
             for g, (a, b) in weights.items():
-                v = torch.empty(model.batch, a.shape[1], dtype=inter, device=model.device)
+                v = torch.empty(model.tokens, a.shape[1], dtype=inter, device=model.device)
                 kw = {"seg_lens": layout.seg_lens, "h_outs": groups[g]}
                 first[layer, g] = shrink(model.buf_in[g], a, v, *seg, scale=SCALE, accumulate=False, **kw)
                 then[layer, g] = expand(v, b, model.buf_out[g], *seg, offsets[g], scale=1.0, accumulate=True,

@@ -18,11 +18,12 @@ import statistics
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
+from typing import Protocol
 
 import torch
 
 from dop_tui.serve.backends import BASELINE_NAMES, OVERLAP, Layout, Lora, bind_backend
-from dop_tui.serve.model import Decoder, DecoderShape
+from dop_tui.serve.model import DecoderShape, DecodeStep, KVCache, Step, Weights
 from dop_tui.workloads import decode_lens
 
 
@@ -45,6 +46,10 @@ class Row:
     error: float | None  # max |logits - torch's| / max |torch's|; None for the base model
     status: str  # ok | wrong (not timed)
 
+    @property
+    def case(self) -> tuple[int, str]:
+        return self.batch, self.workload
+
     def to_json(self) -> dict:
         return asdict(self)
 
@@ -61,11 +66,12 @@ def cases(batch_sizes: Sequence[int], workloads: Sequence[str]) -> list[ServeCas
     return out
 
 
-def _rel_error(out: torch.Tensor, ref: torch.Tensor) -> float:
+def rel_error(out: torch.Tensor, ref: torch.Tensor) -> float:
+    """``max |out - ref| / max |ref|``."""
     return float((out.float() - ref.float()).abs().max() / ref.float().abs().max().clamp_min(1e-30))
 
 
-def _time_step(step: Callable[[], object], replays: int, repeats: int) -> float:
+def time_step(step: Callable[[], object], replays: int, repeats: int) -> float:
     """Milliseconds per step on the GPU: one step captured in a CUDA graph, the median of ``repeats`` timings of
     ``replays`` replays."""
     side = torch.cuda.Stream()
@@ -91,13 +97,46 @@ def _time_step(step: Callable[[], object], replays: int, repeats: int) -> float:
     return statistics.median(times)
 
 
-def _checked_step(model: Decoder, lora: Lora) -> tuple[torch.Tensor, float]:
+def checked_step(model: Step, lora: Lora) -> tuple[torch.Tensor, float]:
     """The logits of one eager step and its wall time in milliseconds (the CPU's only timing)."""
     t0 = time.perf_counter()
     logits = model.step(lora).clone()
     if model.device.type == "cuda":
         torch.cuda.synchronize()
     return logits, (time.perf_counter() - t0) * 1e3
+
+
+def measure_step(
+    model: Step, layout: Layout, backends: Sequence[str], *, tolerance: float, replays: int, repeats: int,
+    where: str,
+) -> tuple[dict[str, float], dict[str, float]]:  # fmt: skip
+    """``none``, ``torch`` (the reference), then the other ``backends``, each bound on ``layout`` and its eager
+    step's logits checked against torch's: (ms per step of ``none`` and of every backend within ``tolerance``,
+    every backend's error but ``none``'s). On a GPU the time is ``time_step``'s, on a CPU the eager step's.
+    Refuses (``RuntimeError``, naming the step by ``where``) a failing backend and a LoRA that barely moves the
+    logits."""
+    on_gpu = model.device.type == "cuda"
+    ref: torch.Tensor | None = None
+    errors: dict[str, float] = {}
+    times: dict[str, float] = {}
+    for name in ["none", "torch", *(b for b in backends if b not in ("none", "torch"))]:
+        try:
+            lora = bind_backend(name, model, layout)
+            logits, eager_ms = checked_step(model, lora)
+        except (RuntimeError, ValueError, TypeError) as exc:
+            raise RuntimeError(f"backend {name} failed at {where}: {exc}") from exc
+        if name == "none":
+            base_logits = logits
+        elif ref is None:  # torch: the reference
+            ref, effect = logits, rel_error(base_logits, logits)
+            if effect <= 3 * tolerance:
+                raise RuntimeError(f"{where}: the LoRA changes the logits by only {effect:.1e}; the check could "
+                                   "not tell a wrong backend")  # fmt: skip
+        if name != "none":
+            errors[name] = rel_error(logits, ref)
+        if name == "none" or errors[name] <= tolerance:
+            times[name] = time_step(lambda lora=lora: model.step(lora), replays, repeats) if on_gpu else eager_ms
+    return times, errors
 
 
 def run(
@@ -112,64 +151,54 @@ def run(
         by_batch.setdefault(c.batch, []).append(c)
     for batch, group in by_batch.items():
         adapters = max(len(c.seg_lens) for c in group)
-        model = Decoder(shape, layers=layers, rank=rank, adapters=adapters, batch=batch, ctx=ctx, device=device,
-                        dtype=dtype)  # fmt: skip
+        weights = Weights(shape, layers=layers, rank=rank, adapters=adapters, device=device, dtype=dtype)
+        model = DecodeStep(weights, KVCache(weights, requests=batch, ctx=ctx), batch)
         for case in group:
-            yield _measure_case(model, case, backends, bandwidth, tolerance, replays, repeats)
-        del model
+            layout = Layout(case.seg_lens, device)
+            times, errors = measure_step(model, layout, backends, tolerance=tolerance, replays=replays,
+                                         repeats=repeats, where=f"batch {case.batch} {case.workload}")  # fmt: skip
+            floor_ms = weights.lora_bytes(len(case.seg_lens)) / bandwidth * 1e3
+            yield [_row(name, case, times, errors, floor_ms) for name in backends]
+        del model, weights
         if device.type == "cuda":
             torch.cuda.empty_cache()
 
 
-def _measure_case(
-    model: Decoder, case: ServeCase, backends: Sequence[str], bandwidth: float, tolerance: float, replays: int,
-    repeats: int,
-) -> list[Row]:  # fmt: skip
-    layout = Layout(case.seg_lens, model.device)
-    floor_ms = model.lora_bytes(len(case.seg_lens)) / bandwidth * 1e3
-    on_gpu = model.device.type == "cuda"
-    ref: torch.Tensor | None = None
-    errors: dict[str, float] = {}
-    times: dict[str, float] = {}
-    for name in ["none", "torch", *(b for b in backends if b not in ("none", "torch"))]:
-        try:
-            lora = bind_backend(name, model, layout)
-            logits, eager_ms = _checked_step(model, lora)
-        except (RuntimeError, ValueError, TypeError) as exc:
-            raise RuntimeError(f"backend {name} failed at batch {case.batch} {case.workload}: {exc}") from exc
-        if name == "none":
-            base_logits = logits
-        elif ref is None:  # torch: the reference
-            ref, effect = logits, _rel_error(base_logits, logits)
-            if effect <= 3 * tolerance:
-                raise RuntimeError(f"batch {case.batch} {case.workload}: the LoRA changes the logits by only "
-                                   f"{effect:.1e}; the check could not tell a wrong backend")  # fmt: skip
-        if name != "none":
-            errors[name] = _rel_error(logits, ref)
-        if name == "none" or errors[name] <= tolerance:
-            times[name] = _time_step(lambda lora=lora: model.step(lora), replays, repeats) if on_gpu else eager_ms
-    rows = []
-    for name in backends:
-        ms = times.get(name)
-        rows.append(Row(
-            name, case.batch, case.workload, ms, None if ms is None else case.batch / ms * 1e3,
-            None if ms is None else ms - times["none"], floor_ms, errors.get(name), "ok" if ms is not None else "wrong",
-        ))  # fmt: skip
-    return rows
+def _row(name: str, case: ServeCase, times: dict[str, float], errors: dict[str, float], floor_ms: float) -> Row:
+    ms = times.get(name)
+    return Row(
+        name, case.batch, case.workload, ms, None if ms is None else case.batch / ms * 1e3,
+        None if ms is None else ms - times["none"], floor_ms, errors.get(name), "ok" if ms is not None else "wrong",
+    )  # fmt: skip
 
 
-def summary(rows: Sequence[Row]) -> dict[str, dict[str, float]]:
+class Measured(Protocol):
+    """A row ``summary`` reads: a backend's result in one case (rows of one case compare)."""
+
+    @property
+    def backend(self) -> str: ...
+    @property
+    def case(self) -> tuple: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def tokens_per_s(self) -> float | None: ...
+    @property
+    def lora_ms(self) -> float | None: ...
+
+
+def summary(rows: Sequence[Measured]) -> dict[str, dict[str, float]]:
     """Per backend that is not a baseline (an exported package): geo-means over the cases of its LoRA cost over
     the best baseline's (``lora_vs_best``, lower is better; cases where a LoRA cost is not positive are left out)
     and of its tokens/s over each baseline's (``tokens_vs_<name>``) and the best one's (``tokens_vs_best``).
     Every backend counts at its faster form, plain or ``+overlap``, when both ran."""
-    best: dict[tuple[int, str], dict[str, Row]] = {}
+    best: dict[tuple, dict[str, Measured]] = {}
     for r in rows:
-        if r.status != "ok" or r.ms_per_step is None:
+        if r.status != "ok" or r.tokens_per_s is None:
             continue
-        case = best.setdefault((r.batch, r.workload), {})
+        case = best.setdefault(r.case, {})
         family = r.backend.removesuffix(OVERLAP)
-        if family not in case or r.ms_per_step < case[family].ms_per_step:
+        if family not in case or r.tokens_per_s > case[family].tokens_per_s:
             case[family] = r
     families = {r.backend.removesuffix(OVERLAP) for r in rows}
     out: dict[str, dict[str, float]] = {}

@@ -2,30 +2,21 @@
 a wrong backend refused, the JSON's keys, and the errors a user can make."""
 
 import json
-from pathlib import Path
 
 import torch
-from paths import ROOT
+from serve_support import export_package, wrong_package
 from typer.testing import CliRunner
 
 from dop_tui.cli import app
 from dop_tui.serve.bench import cases, run, summary
-from dop_tui.serve.model import PRESETS, Decoder
+from dop_tui.serve.model import PRESETS, Weights
 
 runner = CliRunner()
 ALL = ["none", "torch", "vllm", "vllm-tuned", "sglang", "punica"]
 
 
-def _export(tmp_path: Path) -> Path:
-    out = tmp_path / "pkg"
-    res = runner.invoke(app, ["export", str(ROOT / "sessions" / "h200-7b-fused.json.gz"), "-o", str(out), "--name",
-                              "serve_pkg"])  # fmt: skip
-    assert res.exit_code == 0, res.output
-    return out
-
-
 def test_every_backend_computes_the_torch_logits_plain_and_overlapped(tmp_path):
-    pkg = f"package:{_export(tmp_path)}"
+    pkg = f"package:{export_package(tmp_path)}"
     names = [*ALL, pkg, *(f"{n}+overlap" for n in [*ALL[1:], pkg])]
     rows = [r for case in run(PRESETS["tiny"], layers=1, rank=8, ctx=8, serve_cases=cases([6], ["skewed"]),
                               backends=names, device=torch.device("cpu"), dtype=torch.float32,
@@ -40,21 +31,7 @@ def test_every_backend_computes_the_torch_logits_plain_and_overlapped(tmp_path):
 
 
 def test_a_wrong_backend_is_not_timed_and_fails_the_command(tmp_path):
-    fake = tmp_path / "fake"
-    (fake / "wrong_lora").mkdir(parents=True)
-    (fake / "wrong_lora" / "dispatch.py").write_text("")
-    (fake / "wrong_lora" / "api.py").write_text("")
-    # the right delta with the adapter of the next segment: plausible, and wrong
-    (fake / "wrong_lora" / "__init__.py").write_text(
-        "def add_lora(y, x, A, B, seg_indptr, weight_indices, scale, *, h_outs, max_seg_len):\n"
-        "    r = B.shape[2]\n"
-        "    for s, w in enumerate(((weight_indices.long() + 1) % A.shape[0]).tolist()):\n"
-        "        lo, hi, off = int(seg_indptr[s]), int(seg_indptr[s + 1]), 0\n"
-        "        for p, h in enumerate(h_outs):\n"
-        "            t = x[lo:hi] @ A[w, p * r:(p + 1) * r].T\n"
-        "            y[lo:hi, off:off + h] += scale * t @ B[w, off:off + h].T\n"
-        "            off += h\n"
-    )
+    fake = wrong_package(tmp_path)
     out = tmp_path / "serve.json"
     res = runner.invoke(app, ["bench", "serve", "--model", "tiny", "--layers", "1", "--ctx", "8", "--batch-sizes", "4",
                               "--workloads", "distinct", "--backends", f"none,torch,package:{fake}", "--device", "cpu",
@@ -87,8 +64,7 @@ def test_bad_input_gets_a_named_error_and_keeps_files(tmp_path):
 
 
 def test_lora_bytes_count_the_adapters_in_the_batch():
-    m = Decoder(PRESETS["tiny"], layers=2, rank=8, adapters=3, batch=3, ctx=4, device=torch.device("cpu"),
-                dtype=torch.float32)  # fmt: skip
+    m = Weights(PRESETS["tiny"], layers=2, rank=8, adapters=3, device=torch.device("cpu"), dtype=torch.float32)
     h, i = PRESETS["tiny"].hidden, PRESETS["tiny"].intermediate
     per_layer = 8 * ((h * 3 + 3 * h) + (h + h) + (h * 2 + 2 * i) + (i + h))  # A and B of qkv, o, gate/up, down
     assert m.lora_bytes(3) == 3 * 2 * per_layer * 4
