@@ -3,6 +3,7 @@
 #   bash bench/h200_tune_runs.sh dense-and-resume OUT   the dense expand ground truth, then more search on the
 #                                                       rank-16 fused session until about 570 s have passed
 #   bash bench/h200_tune_runs.sh prefill OUT            the prefill job (shrink, expand, fused), 540 s
+#   bash bench/h200_tune_runs.sh prefill-resume OUT S   more search on the bundled prefill session for S seconds
 set -u
 STEP=$1
 OUT=${2:-/tmp/out}
@@ -27,6 +28,12 @@ case "$STEP" in
     dop tune --batch sessions/h200-7b-prefill.toml -o "$OUT/h200-7b-prefill.json.gz" --force --time-limit 540 \
       > "$OUT/prefill_log.txt" 2>&1
     echo "prefill rc=$? after $(( $(date +%s) - START )) s"; tail -40 "$OUT/prefill_log.txt"
+    ;;
+  prefill-resume)
+    cp sessions/h200-7b-prefill.json.gz "$OUT/h200-7b-prefill.json.gz"
+    dop tune --batch --resume "$OUT/h200-7b-prefill.json.gz" --budget 4000 --time-limit "$3" \
+      > "$OUT/prefill_resume_log.txt" 2>&1
+    echo "prefill resume rc=$? after $(( $(date +%s) - START )) s"; tail -12 "$OUT/prefill_resume_log.txt"
     ;;
   *) echo "unknown step $STEP"; exit 2 ;;
 esac
