@@ -73,15 +73,27 @@ def main() -> None:
         label = "**the best baseline per case**" if name == "best" else name
         lines.append(f"- against {label}: {'**' if name == 'best' else ''}{r.geomean:.2f}x"
                      f"{'**' if name == 'best' else ''} geo-mean (min {r.min:.2f}x, max {r.max:.2f}x)")  # fmt: skip
+    # the delta's HBM floor (x read, y read and written, the adapters' weights read once) over its time
+    floor_us = {m.scenario: m.floor_us for m in s.measurements if m.floor_us}
+    fraction = {id(c): floor_us[c.scenario.key] / c.ours_us for c in cases if c.scenario.key in floor_us}
+    if fraction:
+        f = list(fraction.values())
+        lines.append(f"- fraction of the HBM floor: {geometric_mean(f):.2f} geo-mean (min {min(f):.2f}, max "
+                     f"{max(f):.2f})")  # fmt: skip
     names = [n for n in summary if n != "best"]
-    head = "| h_in -> h_out | T | workload | ours us | how | vs best (which) | " + " | ".join(f"vs {n}" for n in names)
-    lines += ["", head + " |", "|---|---|---|---|---|---|" + "---|" * len(names)]
+    head = "| h_in -> h_out | T | workload | ours us | how | floor | vs best (which) | "
+    lines += [
+        "",
+        head + " | ".join(f"vs {n}" for n in names) + " |",
+        "|---|---|---|---|---|---|---|" + "---|" * len(names),
+    ]
     for c in cases:
         scn, sp = c.scenario, c.speedup
         cells = " | ".join(f"{sp[n]:.2f}x" if n in sp else "-" for n in names)
         vs = f"{c.vs_best:.2f}x ({c.best_baseline})" if c.vs_best else "-"
+        floor = f"{fraction[id(c)]:.2f}" if id(c) in fraction else "-"
         lines.append(f"| {scn.h_in}->{'+'.join(map(str, scn.h_outs))} | {scn.num_tokens} | {scn.workload} | "
-                     f"{c.ours_us:.2f} | {c.how} | {vs} | {cells} |")  # fmt: skip
+                     f"{c.ours_us:.2f} | {c.how} | {floor} | {vs} | {cells} |")  # fmt: skip
     finish(lines, args.out)
 
 
