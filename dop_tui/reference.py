@@ -73,8 +73,9 @@ def reference_gather_bmm(ops: Operands, compute: torch.dtype = torch.float64) ->
 
 
 def relative_error(out: torch.Tensor, ref: torch.Tensor) -> float:
-    """``||out - ref||_F / ||ref||_F`` in float64; NaN or Inf anywhere gives ``inf``."""
-    o, r = out.double().cpu(), ref.double().cpu()
+    """``||out - ref||_F / ||ref||_F`` in float64 on ``out``'s device (a GPU check never copies its output to the
+    host: at prefill sizes that copy took seconds); NaN or Inf anywhere gives ``inf``."""
+    o, r = out.double(), ref.to(device=out.device, dtype=torch.float64)
     if not torch.isfinite(o).all():
         return float("inf")
     denom = torch.linalg.vector_norm(r).item()
