@@ -4,6 +4,7 @@
 #                                                       rank-16 fused session until about 570 s have passed
 #   bash bench/h200_tune_runs.sh prefill OUT            the prefill job (shrink, expand, fused), 540 s
 #   bash bench/h200_tune_runs.sh prefill-resume OUT S   more search on the bundled prefill session for S seconds
+#   bash bench/h200_tune_runs.sh resume OUT NAME S      the same for sessions/NAME.json.gz (e.g. h200-7b-fused-r64)
 set -u
 STEP=$1
 OUT=${2:-/tmp/out}
@@ -29,11 +30,11 @@ case "$STEP" in
       > "$OUT/prefill_log.txt" 2>&1
     echo "prefill rc=$? after $(( $(date +%s) - START )) s"; tail -40 "$OUT/prefill_log.txt"
     ;;
-  prefill-resume)
-    cp sessions/h200-7b-prefill.json.gz "$OUT/h200-7b-prefill.json.gz"
-    dop tune --batch --resume "$OUT/h200-7b-prefill.json.gz" --budget 4000 --time-limit "$3" \
-      > "$OUT/prefill_resume_log.txt" 2>&1
-    echo "prefill resume rc=$? after $(( $(date +%s) - START )) s"; tail -12 "$OUT/prefill_resume_log.txt"
+  prefill-resume) bash "$0" resume "$OUT" h200-7b-prefill "$3" ;;
+  resume)
+    cp "sessions/$3.json.gz" "$OUT/$3.json.gz"
+    dop tune --batch --resume "$OUT/$3.json.gz" --budget 8000 --time-limit "$4" > "$OUT/$3_resume_log.txt" 2>&1
+    echo "$3 resume rc=$? after $(( $(date +%s) - START )) s"; tail -12 "$OUT/$3_resume_log.txt"
     ;;
   *) echo "unknown step $STEP"; exit 2 ;;
 esac
