@@ -123,7 +123,10 @@ def test_a_job_nested_too_deeply_is_a_job_error(tmp_path):
 def test_a_prefill_job_tunes_seeded_prompt_batches():
     job = load_job(ROOT / "sessions" / "h200-7b-prefill.toml")
     scns = job.scenarios()
-    assert len(scns) == 5 * 3 and {s.workload for s in scns} == {"prefill"}
+    # five shapes x three prompt batches; shrink shared by q and gate (h_in 4096), expand by q and down (h_out 4096)
+    ops = [s.op for s in scns]
+    assert (ops.count("fused"), ops.count("shrink"), ops.count("expand")) == (5 * 3, 4 * 3, 4 * 3)
+    assert {s.workload for s in scns} == {"prefill"}
     assert sorted({s.num_segments for s in scns}) == [2, 4, 8]
     assert all(128 <= n <= 2048 for s in scns for n in s.seg_lens)
     assert [s.seg_lens for s in scns] == [
