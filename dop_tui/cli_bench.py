@@ -136,6 +136,9 @@ def serve(
     trace_rate: Annotated[float, typer.Option("--trace-rate", help="Trace mode: requests per step, on average.")] = (
         0.5
     ),
+    seed: Annotated[
+        int, typer.Option("--seed", help="Trace mode: the trace's seed (arrivals, lengths, adapters).")
+    ] = 0,
 ) -> None:
     """Decode steps of a multi-tenant LoRA decoder (random weights, LoRA on all seven projections) per backend:
     each backend's logits checked against torch's, then one step timed in a CUDA graph. With ``--trace N``: N
@@ -191,9 +194,9 @@ def serve(
     setup = {"device": gpu, "model": model, "layers": layers or shape.layers, "rank": rank, "ctx": ctx,
              "dtype": str(dtype).removeprefix("torch.")}  # fmt: skip
     if trace is not None:
-        _serve_trace(setup, requests=trace, rate=trace_rate, max_running=max(sizes), loads=loads, names=names,
-                     shape=shape, dev=dev, dtype=dtype, tolerance=tolerance, replays=replays, json_out=json_out,
-                     overlap=overlap)  # fmt: skip
+        _serve_trace(setup, requests=trace, rate=trace_rate, seed=seed, max_running=max(sizes), loads=loads,
+                     names=names, shape=shape, dev=dev, dtype=dtype, tolerance=tolerance, replays=replays,
+                     json_out=json_out, overlap=overlap)  # fmt: skip
         return
     todo = cases(sizes, loads)
     rows = []
@@ -262,7 +265,7 @@ def _serve_tables(rows: list, names: list[str], loads: list[str]) -> None:
 
 
 def _serve_trace(
-    setup: dict, *, requests: int, rate: float, max_running: int, loads: list[str], names: list[str],
+    setup: dict, *, requests: int, rate: float, seed: int, max_running: int, loads: list[str], names: list[str],
     shape: DecoderShape, dev: torch.device, dtype: torch.dtype, tolerance: float, replays: int,
     json_out: Path | None, overlap: bool,
 ) -> None:  # fmt: skip
@@ -278,7 +281,7 @@ def _serve_trace(
             task = progress.add_task(f"{wl}: distinct steps x {len(names)} backends", total=None)
             try:
                 rows += tr.run(shape, layers=setup["layers"], rank=setup["rank"], ctx=setup["ctx"],
-                               trace=tr.build_trace(requests, wl, rate=rate, seed=0), workload=wl,
+                               trace=tr.build_trace(requests, wl, rate=rate, seed=seed), workload=wl,
                                max_running=max_running, backends=names, device=dev, dtype=dtype, tolerance=tolerance,
                                replays=replays,
                                progress=lambda done, total, task=task: progress.update(task, completed=done,
@@ -288,7 +291,7 @@ def _serve_trace(
     for wl in loads:
         _trace_table([r for r in rows if r.workload == wl], names, requests)
     about = {"requests": requests, "rate": rate, "prompt_lens": list(tr.PROMPT_LENS),
-             "output_lens": list(tr.OUTPUT_LENS), "zipf": tr.ZIPF, "seed": 0, "max_running": max_running,
+             "output_lens": list(tr.OUTPUT_LENS), "zipf": tr.ZIPF, "seed": seed, "max_running": max_running,
              "prefill_budget": tr.PREFILL_BUDGET}  # fmt: skip
     result = {**setup, "trace": about, "rows": [r.to_json() for r in rows], "summary": summary(rows)}
     _serve_end(result, rows, json_out, overlap)

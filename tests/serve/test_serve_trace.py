@@ -174,11 +174,14 @@ def test_a_wrong_backend_over_a_trace_is_not_timed_and_fails_the_command(tmp_pat
     res = runner.invoke(app, args)
     assert res.exit_code == 2 and "--force" in res.output, res.output  # the file is kept
     assert json.loads(out.read_text())["rows"] == rows
-    res = runner.invoke(app, [*args, "--force"])
+    res = runner.invoke(app, [*args, "--force", "--seed", "5"])
     assert res.exit_code == 0 and "uniform trace: 3 requests" in res.output, res.output
     data = json.loads(out.read_text())
     assert data["trace"] == {"requests": 3, "rate": 2.0, "prompt_lens": [64, 512], "output_lens": [16, 128],
-                             "zipf": 1.5, "seed": 0, "max_running": 3, "prefill_budget": 4096}  # fmt: skip
+                             "zipf": 1.5, "seed": 5, "max_running": 3, "prefill_budget": 4096}  # fmt: skip
+    served = sum(r.prompt + r.output for r in build_trace(3, "uniform", rate=2.0, seed=5))
+    assert served != sum(r.prompt + r.output for r in build_trace(3, "uniform", rate=2.0, seed=0))
+    assert data["rows"][0]["tokens"] == served  # the seed given is the trace served
     assert {"device", "model", "rows"} <= set(data)
     assert [(r["backend"], r["workload"]) for r in data["rows"]] == [
         ("none", "uniform"), ("torch", "uniform"), ("none", "distinct"), ("torch", "distinct")
