@@ -20,6 +20,14 @@ With WAIT=0 (``fused/splitk-last/*``: G = SPLIT_K) nobody waits: the program who
 reads the sum and expands every column tile of the block, the others end after counting in. No grid limit then
 (long prefill batches), at the price of one program per block doing the whole expand.
 
+With FANOUT=1 (``fused/splitk-fanout/*``) a block's programs split the roles: its first SPLIT_K programs (in
+launch order) are producers, which add their partial, count in and end; the next EXPANDERS (N_MULT in the
+kernel) programs only expand, each waiting (bounded, with the same recompute fallback) for the producers' count.
+A program then waits only for programs launched before it, which GPUs dispatch first (what a decoupled
+look-back scan relies on too), so the grid needs no residency bound: as many expanders as column tiles, for
+wide outputs and long batches. Two counters per block: the producers' (``+SPLIT_K`` a launch, their epoch and
+the expanders' target) and the expanders' (``+EXPANDERS`` a launch, their epoch).
+
 No launch zeroes anything and no program waits for the others to finish reading. Each block's counter only
 grows (int64): the e-th launch in which the block has rows finds it in ``[e*G, (e+1)*G)`` when a program starts
 (the program itself is not counted yet), so ``e`` is the launch's epoch; it adds into workspace slot ``e % 2``
@@ -131,11 +139,15 @@ def _fused_splitk_kernel(
     SPLIT_K: tl.constexpr, N_MULT: tl.constexpr, EVEN_K: tl.constexpr, EVEN_R: tl.constexpr,
     COL_ALIGN: tl.constexpr, ACCUMULATE: tl.constexpr, ROUND_INTER: tl.constexpr, TWO_TERM: tl.constexpr,
     USE_DOT: tl.constexpr, CAST_FP32: tl.constexpr, MAX_SPIN: tl.constexpr, WAIT: tl.constexpr,
+    FANOUT: tl.constexpr,
 ):  # fmt: skip
     pid_ps = tl.program_id(0)
     pid_m = tl.program_id(1)
     seg = tl.program_id(2)
-    G: tl.constexpr = SPLIT_K * N_MULT
+    if FANOUT:  # SPLIT_K producers, then N_MULT expanders
+        G: tl.constexpr = SPLIT_K + N_MULT
+    else:
+        G: tl.constexpr = SPLIT_K * N_MULT
     p = pid_ps // G
     part = pid_ps % G
     start = tl.load(seg_indptr_ptr + seg)
@@ -163,7 +175,12 @@ def _fused_splitk_kernel(
                         BLOCK_M, BLOCK_K, BLOCK_R, EVEN_K, EVEN_R, USE_DOT, CAST_FP32)  # fmt: skip
 
     # 2. prefetch the first output tile's operands: B as [BLOCK_N, BLOCK_R], contiguous along the rank
-    if WAIT:  # this program's tiles: part, part + G, ...
+    n_end = n_cols
+    if FANOUT:  # expander e = part - SPLIT_K: tiles e, e + N_MULT, ...; the producers expand nothing
+        n0 = tl.maximum(part - SPLIT_K, 0) * BLOCK_N
+        n_end = tl.where(part >= SPLIT_K, n_cols, 0)
+        STEP: tl.constexpr = N_MULT * BLOCK_N
+    elif WAIT:  # this program's tiles: part, part + G, ...
         n0 = part * BLOCK_N
         STEP: tl.constexpr = G * BLOCK_N
     else:  # the last program in: all of them
@@ -172,36 +189,60 @@ def _fused_splitk_kernel(
     b_ptrs = b_ptr + w * stride_bl + (col0 + n0 + rn)[:, None].to(tl.int64) * stride_bn + rr[None, :]
     y_ptrs = y_ptr + rm[:, None].to(tl.int64) * stride_yt + (col0 + n0 + rn)[None, :]
     if WAIT:
-        bt, yt, o_mask = _output_tile(b_ptrs, y_ptrs, rn < n_cols - n0, m_mask, r_mask, EVEN_R, ACCUMULATE)
+        bt, yt, o_mask = _output_tile(b_ptrs, y_ptrs, rn < n_end - n0, m_mask, r_mask, EVEN_R, ACCUMULATE)
 
-    # 3. reduce the partials across the block's programs (the epoch scheme of the module docstring)
-    base = (tl.load(count_ptr + blk, cache_modifier=".cg") // G) * G
-    slot = (base // G) % 2
+    # 3. reduce the partials across the block's programs (the epoch schemes of the module docstring)
     tile = tl.arange(0, BLOCK_M)[:, None] * BLOCK_R + rr[None, :]
-    ws_ptrs = ws_ptr + (blk * 2 + slot) * (BLOCK_M * BLOCK_R) + tile
-    if part == 0:  # the slot the previous launch used is the next one's: zero it
-        tl.store(ws_ptr + (blk * 2 + 1 - slot) * (BLOCK_M * BLOCK_R) + tile, tl.zeros_like(acc))
     t_mask = m_mask[:, None] & r_mask[None, :]
-    if part < SPLIT_K:
-        tl.atomic_add(ws_ptrs, acc, mask=t_mask, sem="relaxed")
-    tl.debug_barrier()  # every thread's partial is in before the count says so
-    arrived = tl.atomic_add(count_ptr + blk, 1, sem="acq_rel") + 1 - base
-    n_end = n_cols
-    if WAIT:
-        spins = 0
-        while (arrived < G) & (spins < MAX_SPIN):
-            arrived = tl.atomic_add(count_ptr + blk, 0, sem="acquire") - base
-            spins += 1
-        if arrived >= G:
-            acc = tl.load(ws_ptrs, mask=t_mask, other=0.0, cache_modifier=".cg")
-        else:  # the others are not resident: do the whole reduction here
-            acc = _shrink_range(x_ptr, a_ptr, rm, m_mask, w, p, R, 0, K, stride_xt, stride_al, stride_ar,
-                                BLOCK_M, BLOCK_K, BLOCK_R, EVEN_K, EVEN_R, USE_DOT, CAST_FP32)  # fmt: skip
-    else:  # only the last program in expands (the others find no columns)
-        if arrived >= G:
-            acc = tl.load(ws_ptrs, mask=t_mask, other=0.0, cache_modifier=".cg")
-        n_end = tl.where(arrived >= G, n_cols, 0)
-        bt, yt, o_mask = _output_tile(b_ptrs, y_ptrs, rn < n_end, m_mask, r_mask, EVEN_R, ACCUMULATE)
+    if FANOUT:
+        if part < SPLIT_K:  # a producer: add the partial, count in, done
+            base = (tl.load(count_ptr + 2 * blk, cache_modifier=".cg") // SPLIT_K) * SPLIT_K
+            slot = (base // SPLIT_K) % 2
+            if part == 0:  # the slot the previous launch used is the next one's: zero it
+                tl.store(ws_ptr + (blk * 2 + 1 - slot) * (BLOCK_M * BLOCK_R) + tile, tl.zeros_like(acc))
+            tl.atomic_add(ws_ptr + (blk * 2 + slot) * (BLOCK_M * BLOCK_R) + tile, acc, mask=t_mask, sem="relaxed")
+            tl.debug_barrier()  # every thread's partial is in before the count says so
+            tl.atomic_add(count_ptr + 2 * blk, 1, sem="acq_rel")
+        else:  # an expander: the epoch from the expanders' count, then wait for the producers' count
+            epoch = tl.load(count_ptr + 2 * blk + 1, cache_modifier=".cg") // N_MULT
+            target = (epoch + 1) * SPLIT_K
+            arrived = tl.atomic_add(count_ptr + 2 * blk, 0, sem="acquire")
+            spins = 0
+            while (arrived < target) & (spins < MAX_SPIN):
+                arrived = tl.atomic_add(count_ptr + 2 * blk, 0, sem="acquire")
+                spins += 1
+            if arrived >= target:
+                ws_ptrs = ws_ptr + (blk * 2 + epoch % 2) * (BLOCK_M * BLOCK_R) + tile
+                acc = tl.load(ws_ptrs, mask=t_mask, other=0.0, cache_modifier=".cg")
+            else:  # the producers are late (not dispatched in order): do the whole reduction here
+                acc = _shrink_range(x_ptr, a_ptr, rm, m_mask, w, p, R, 0, K, stride_xt, stride_al, stride_ar,
+                                    BLOCK_M, BLOCK_K, BLOCK_R, EVEN_K, EVEN_R, USE_DOT, CAST_FP32)  # fmt: skip
+            tl.atomic_add(count_ptr + 2 * blk + 1, 1, sem="relaxed")
+    else:
+        base = (tl.load(count_ptr + blk, cache_modifier=".cg") // G) * G
+        slot = (base // G) % 2
+        ws_ptrs = ws_ptr + (blk * 2 + slot) * (BLOCK_M * BLOCK_R) + tile
+        if part == 0:  # the slot the previous launch used is the next one's: zero it
+            tl.store(ws_ptr + (blk * 2 + 1 - slot) * (BLOCK_M * BLOCK_R) + tile, tl.zeros_like(acc))
+        if part < SPLIT_K:
+            tl.atomic_add(ws_ptrs, acc, mask=t_mask, sem="relaxed")
+        tl.debug_barrier()  # every thread's partial is in before the count says so
+        arrived = tl.atomic_add(count_ptr + blk, 1, sem="acq_rel") + 1 - base
+        if WAIT:
+            spins = 0
+            while (arrived < G) & (spins < MAX_SPIN):
+                arrived = tl.atomic_add(count_ptr + blk, 0, sem="acquire") - base
+                spins += 1
+            if arrived >= G:
+                acc = tl.load(ws_ptrs, mask=t_mask, other=0.0, cache_modifier=".cg")
+            else:  # the others are not resident: do the whole reduction here
+                acc = _shrink_range(x_ptr, a_ptr, rm, m_mask, w, p, R, 0, K, stride_xt, stride_al, stride_ar,
+                                    BLOCK_M, BLOCK_K, BLOCK_R, EVEN_K, EVEN_R, USE_DOT, CAST_FP32)  # fmt: skip
+        else:  # only the last program in expands (the others find no columns)
+            if arrived >= G:
+                acc = tl.load(ws_ptrs, mask=t_mask, other=0.0, cache_modifier=".cg")
+            n_end = tl.where(arrived >= G, n_cols, 0)
+            bt, yt, o_mask = _output_tile(b_ptrs, y_ptrs, rn < n_end, m_mask, r_mask, EVEN_R, ACCUMULATE)
 
     # 4. expand this program's column tiles with the rounded intermediate
     if ROUND_INTER:
@@ -237,17 +278,20 @@ def _bind(
     x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, y: torch.Tensor, seg_indptr: torch.Tensor,
     weight_indices: torch.Tensor, proj_offsets: torch.Tensor, *, h_outs: tuple[int, ...], max_seg_len: int,
     scale: float, accumulate: bool, inter_dtype: torch.dtype, config: Mapping[str, int], use_dot: bool,
-    wait: bool = True,
+    mode: str = "wait",
 ) -> Callable[[], None]:  # fmt: skip
+    """``mode``: ``wait`` (SPLIT_K x N_MULT programs per block, all wait), ``last`` (SPLIT_K, the last in expands)
+    or ``fanout`` (SPLIT_K producers, then EXPANDERS programs that wait; two counters per block)."""
     bm, bk, bn, split = (int(config[k]) for k in ("BLOCK_M", "BLOCK_K", "BLOCK_N", "SPLIT_K"))
-    mult = int(config["N_MULT"]) if wait else 1
+    mult = int(config[{"wait": "N_MULT", "fanout": "EXPANDERS"}[mode]]) if mode != "last" else 1
     K, rank = x.shape[1], b.shape[2]
     br = max(16, triton.next_power_of_2(rank)) if use_dot else triton.next_power_of_2(rank)
-    grid = (len(h_outs) * split * mult, cdiv(max_seg_len, bm), weight_indices.shape[0])
+    per_block = split + mult if mode == "fanout" else split * mult
+    grid = (len(h_outs) * per_block, cdiv(max_seg_len, bm), weight_indices.shape[0])
     blocks = len(h_outs) * grid[1] * grid[2]
     k_per_split = cdiv(cdiv(K, bk), split) * bk
     ws = torch.zeros((blocks, 2, bm, br), dtype=torch.float32, device=x.device)
-    counts = torch.zeros(blocks, dtype=torch.int64, device=x.device)
+    counts = torch.zeros(blocks * (2 if mode == "fanout" else 1), dtype=torch.int64, device=x.device)
     pointers = (x, a, b, y, seg_indptr, weight_indices, proj_offsets, ws, counts)
     strides = (x.stride(0), a.stride(0), a.stride(1), b.stride(0), b.stride(1), y.stride(0))
     args = (*pointers, K, rank, k_per_split, *strides, float(scale))
@@ -267,7 +311,8 @@ def _bind(
         USE_DOT=use_dot,
         CAST_FP32=dot_cast_fp32(x),
         MAX_SPIN=MAX_SPIN,
-        WAIT=wait,
+        WAIT=mode != "last",
+        FANOUT=mode == "fanout",
         **launch_opts(config),
     )
 
@@ -307,7 +352,7 @@ def bind_splitlast_dot(
     add its partial expands all of the block's columns (any grid size, no residency needed: long prefill)."""
     return _bind(x, a, b, y, seg_indptr, weight_indices, proj_offsets, h_outs=h_outs, max_seg_len=max_seg_len,
                  scale=scale, accumulate=accumulate, inter_dtype=inter_dtype, config=config, use_dot=True,
-                 wait=False)  # fmt: skip
+                 mode="last")  # fmt: skip
 
 
 def bind_splitlast_fma(
@@ -318,4 +363,27 @@ def bind_splitlast_fma(
     """fused/splitk-last/fma: as ``bind_splitlast_dot`` with broadcast-multiply reductions."""
     return _bind(x, a, b, y, seg_indptr, weight_indices, proj_offsets, h_outs=h_outs, max_seg_len=max_seg_len,
                  scale=scale, accumulate=accumulate, inter_dtype=inter_dtype, config=config, use_dot=False,
-                 wait=False)  # fmt: skip
+                 mode="last")  # fmt: skip
+
+
+def bind_fanout_dot(
+    x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, y: torch.Tensor, seg_indptr: torch.Tensor,
+    weight_indices: torch.Tensor, proj_offsets: torch.Tensor, *, h_outs: tuple[int, ...], max_seg_len: int,
+    scale: float, accumulate: bool, inter_dtype: torch.dtype, config: Mapping[str, int],
+) -> Callable[[], None]:  # fmt: skip
+    """fused/splitk-fanout/dot: grid (P x (SPLIT_K + EXPANDERS), row tiles, segments); SPLIT_K producers add their
+    partials and end, the EXPANDERS programs after them wait for the sum and share the block's columns."""
+    return _bind(x, a, b, y, seg_indptr, weight_indices, proj_offsets, h_outs=h_outs, max_seg_len=max_seg_len,
+                 scale=scale, accumulate=accumulate, inter_dtype=inter_dtype, config=config, use_dot=True,
+                 mode="fanout")  # fmt: skip
+
+
+def bind_fanout_fma(
+    x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, y: torch.Tensor, seg_indptr: torch.Tensor,
+    weight_indices: torch.Tensor, proj_offsets: torch.Tensor, *, h_outs: tuple[int, ...], max_seg_len: int,
+    scale: float, accumulate: bool, inter_dtype: torch.dtype, config: Mapping[str, int],
+) -> Callable[[], None]:  # fmt: skip
+    """fused/splitk-fanout/fma: as ``bind_fanout_dot`` with broadcast-multiply reductions (rows of 1-8 tokens)."""
+    return _bind(x, a, b, y, seg_indptr, weight_indices, proj_offsets, h_outs=h_outs, max_seg_len=max_seg_len,
+                 scale=scale, accumulate=accumulate, inter_dtype=inter_dtype, config=config, use_dot=False,
+                 mode="fanout")  # fmt: skip

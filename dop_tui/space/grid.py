@@ -196,13 +196,17 @@ def fused_gemv(g: GridShape, p: Mapping[str, np.ndarray]) -> Analytic:
     }
 
 
-def _fused_splitk(g: GridShape, p: Mapping[str, np.ndarray], dot: bool, wait: bool = True) -> Analytic:
-    """Blocks (segment, row tile, projection) of SPLIT_K * N_MULT programs; SPLIT_K read their K share of x and A
-    and add an fp32 partial into the workspace (atomic read-modify-write), all read the sum back and expand their
-    column tiles. Without ``wait`` (N_MULT = 1) only the last program in reads the sum and expands every tile."""
+def _fused_splitk(g: GridShape, p: Mapping[str, np.ndarray], dot: bool, mode: str = "wait") -> Analytic:
+    """Blocks (segment, row tile, projection) of cooperating programs; SPLIT_K read their K share of x and A and
+    add an fp32 partial into the workspace (atomic read-modify-write); the expanders read the sum back and share
+    the column tiles. ``wait``: SPLIT_K * N_MULT programs, all expand; ``last``: SPLIT_K programs, the last in
+    expands every tile; ``fanout``: SPLIT_K producers, then EXPANDERS programs that expand."""
     bm, bk, bn, sk, st = p["BLOCK_M"], p["BLOCK_K"], p["BLOCK_N"], p["SPLIT_K"], p["num_stages"]
-    progs = sk * p["N_MULT"] if wait else sk
-    expanders = progs if wait else 1.0  # the programs that read the sum back and share the columns
+    if mode == "fanout":
+        progs, expanders = sk + p["EXPANDERS"], p["EXPANDERS"]
+    else:  # the programs of a block, and those that read the sum back and share the columns
+        progs = sk * p["N_MULT"] if mode == "wait" else sk
+        expanders = progs if mode == "wait" else 1.0
     tiles = g.tiles(bm)
     rank = g.dot_rank if dot else float(next_pow2(g.scn.rank))
     ws = 4.0 * tiles * bm * g.P * rank * (2.0 * sk + expanders + 1.0)  # atomics, reads back, the zeroing
@@ -226,11 +230,19 @@ def fused_splitk_fma(g: GridShape, p: Mapping[str, np.ndarray]) -> Analytic:
 
 
 def fused_splitlast_dot(g: GridShape, p: Mapping[str, np.ndarray]) -> Analytic:
-    return _fused_splitk(g, p, dot=True, wait=False)
+    return _fused_splitk(g, p, dot=True, mode="last")
 
 
 def fused_splitlast_fma(g: GridShape, p: Mapping[str, np.ndarray]) -> Analytic:
-    return _fused_splitk(g, p, dot=False, wait=False)
+    return _fused_splitk(g, p, dot=False, mode="last")
+
+
+def fused_fanout_dot(g: GridShape, p: Mapping[str, np.ndarray]) -> Analytic:
+    return _fused_splitk(g, p, dot=True, mode="fanout")
+
+
+def fused_fanout_fma(g: GridShape, p: Mapping[str, np.ndarray]) -> Analytic:
+    return _fused_splitk(g, p, dot=False, mode="fanout")
 
 
 def vllm_keys(model: Callable[[GridShape, Mapping[str, np.ndarray]], Analytic]) -> Callable:

@@ -198,6 +198,14 @@ def columns_for_every_program(s: Scenario, c: Mapping[str, int], d: DeviceSpec) 
     return None
 
 
+def expanders_have_columns(s: Scenario, c: Mapping[str, int], d: DeviceSpec) -> str | None:
+    """EXPANDERS programs share a block's column tiles: one without a tile would only wait."""
+    tiles = cdiv(max(s.h_outs), c["BLOCK_N"])
+    if c["EXPANDERS"] > tiles:
+        return f"EXPANDERS={c['EXPANDERS']} exceeds the {tiles} column tiles"
+    return None
+
+
 def one_wave(s: Scenario, c: Mapping[str, int], d: DeviceSpec) -> str | None:
     """A block's SPLIT_K * N_MULT programs wait for each other: every working program must be resident at once,
     so the grid must fit one wave (per SM: 32 programs, 64 warps, the register file at COOP_REGS_PER_THREAD,
@@ -489,6 +497,61 @@ SKETCHES: tuple[Sketch, ...] = (
             one_wave,
         ),
         layout_rules=True,
+    ),
+    Sketch(
+        "fused",
+        "splitk-fanout",
+        "dot",
+        "one launch; per (segment, row tile, projection) SPLIT_K producers add partial rank-r products over their "
+        "share of K into a workspace and end, then EXPANDERS programs (later in launch order) wait for the sum and "
+        "expand their share of the columns: waits only on earlier programs, so no grid limit; tl.dot",
+        Entry("fused_splitk", "bind_fanout_dot"),
+        grid.fused_fanout_dot,
+        (
+            ("BLOCK_M", (16, 32, 64, 128)),
+            ("BLOCK_K", (32, 64, 128, 256)),
+            ("BLOCK_N", (32, 64, 128, 256)),
+            ("SPLIT_K", (1, 2, 4, 8, 16, 32, 64)),
+            ("EXPANDERS", (1, 2, 4, 8, 16, 32, 64, 128)),
+            ("num_warps", WARPS),
+            ("num_stages", STAGES),
+        ),
+        (
+            cap("BLOCK_M", _max_len, DOT_MIN),
+            cap("BLOCK_K", _k_dim, 32),
+            cap("BLOCK_N", _n_dim, 32),
+            split_has_work("SPLIT_K", "BLOCK_K"),
+            dot_smem("BLOCK_M", _rank_block, "BLOCK_K"),
+            dot_smem("BLOCK_M", "BLOCK_N", _rank_block),
+            fused_tile_registers,
+            expanders_have_columns,
+        ),
+    ),
+    Sketch(
+        "fused",
+        "splitk-fanout",
+        "fma",
+        "as fused/splitk-fanout/dot with broadcast-multiply reductions: rows of 1 to 8 tokens",
+        Entry("fused_splitk", "bind_fanout_fma"),
+        grid.fused_fanout_fma,
+        (
+            ("BLOCK_M", (1, 2, 4, 8)),
+            ("BLOCK_K", (64, 128, 256, 512)),
+            ("BLOCK_N", (32, 64, 128, 256)),
+            ("SPLIT_K", (1, 2, 4, 8, 16, 32, 64)),
+            ("EXPANDERS", (1, 2, 4, 8, 16, 32, 64, 128)),
+            ("num_warps", WARPS),
+            ("num_stages", (1, 2)),
+        ),
+        (
+            cap("BLOCK_M", _max_len),
+            cap("BLOCK_K", _k_dim, 64),
+            cap("BLOCK_N", _n_dim, 32),
+            split_has_work("SPLIT_K", "BLOCK_K"),
+            fma_registers("BLOCK_M", _fma_rank, "BLOCK_K"),
+            fma_registers("BLOCK_M", "BLOCK_N", _fma_rank),
+            expanders_have_columns,
+        ),
     ),
     Sketch(
         "fused",

@@ -67,21 +67,76 @@ CONFIGS = {
         "num_warps": 2,
         "num_stages": 1,
     },
+    # producers first, then expanders: in the interpreter (programs in launch order) the expanders find the sum
+    "fused/splitk-fanout/dot": {
+        "BLOCK_M": 16,
+        "BLOCK_K": 32,
+        "BLOCK_N": 32,
+        "SPLIT_K": 4,
+        "EXPANDERS": 2,
+        "num_warps": 4,
+        "num_stages": 1,
+    },
+    "fused/splitk-fanout/fma": {
+        "BLOCK_M": 4,
+        "BLOCK_K": 64,
+        "BLOCK_N": 32,
+        "SPLIT_K": 2,
+        "EXPANDERS": 4,
+        "num_warps": 2,
+        "num_stages": 1,
+    },
 }
+
+
+def _scenario():
+    return make_scenario("fused", 192, (160, 128), 8, "fp32", LAYOUTS[0], accumulate=False, workload="skewed")
+
+
+def _launch(ops, run, lens: list[int]) -> list[int]:
+    """One launch on segments ``lens``, set in place as a serving step updates them; their bounds."""
+    bounds = [0]
+    for n in lens:
+        bounds.append(bounds[-1] + n)
+    ops.seg_indptr.copy_(torch.tensor(bounds, dtype=torch.int32))
+    ops.y.fill_(7.0)
+    run()
+    return bounds
 
 
 @pytest.mark.parametrize("sketch", sorted(CONFIGS))
 def test_repeated_launches_with_layouts_changed_in_place(sketch):
-    scn = make_scenario("fused", 192, (160, 128), 8, "fp32", LAYOUTS[0], accumulate=False, workload="skewed")
-    cfg = CONFIGS[sketch]
+    scn, cfg = _scenario(), CONFIGS[sketch]
     assert not why_invalid(sketch, scn, cfg)
     ops = make_operands(scn, seed=3)
     run = bind(sketch, ops, cfg)  # one closure: one workspace, one set of counters
     for launch, lens in enumerate(LAYOUTS):
-        bounds = [0]
-        for n in lens:
-            bounds.append(bounds[-1] + n)
-        ops.seg_indptr.copy_(torch.tensor(bounds, dtype=torch.int32))  # in place, as a serving step updates it
-        ops.y.fill_(7.0)
-        run()
+        bounds = _launch(ops, run, lens)
         assert relative_error(ops.y, _expected(ops, bounds)) < 1e-5, f"launch {launch}, segments {lens}: {cfg}"
+
+
+@pytest.mark.parametrize("sketch", ["fused/splitk-fanout/dot", "fused/splitk-fanout/fma"])
+def test_fanout_expanders_that_never_see_the_sum_recompute_it(sketch):
+    # the expanders' counters one launch ahead of the producers': every expander waits for a count the producers
+    # never reach, runs out of polls and reduces all of K itself; the result must not change
+    scn, cfg = _scenario(), CONFIGS[sketch]
+    ops = make_operands(scn, seed=3)
+    run = bind(sketch, ops, cfg)
+    counts = next(a for a in _launch_args(run) if isinstance(a, torch.Tensor) and a.dtype == torch.int64)
+    counts.view(-1, 2)[:, 1] += cfg["EXPANDERS"]
+    for launch, lens in enumerate(LAYOUTS[:3]):
+        bounds = _launch(ops, run, lens)
+        assert relative_error(ops.y, _expected(ops, bounds)) < 1e-5, f"launch {launch}, segments {lens}: {cfg}"
+    # the producers counted SPLIT_K per launch with rows, the expanders EXPANDERS: their epochs stay one apart
+    per_block = counts.view(-1, 2)
+    used = (per_block[:, 0] > 0).nonzero().flatten()
+    assert len(used) > 0
+    for b in used:
+        producers, expanders = (int(v) for v in per_block[b])
+        assert expanders // cfg["EXPANDERS"] == producers // cfg["SPLIT_K"] + 1
+
+
+def _launch_args(run) -> tuple:
+    """The tensors a bound launcher closes over (its workspace and counters among them)."""
+    cells = [c.cell_contents for c in run.__closure__ or ()]
+    return next(c for c in cells if isinstance(c, tuple))
