@@ -349,11 +349,11 @@ class DopApp(App[None]):
         self.screen_stack[0].set_class(self.size.height < SHORT_ROWS, "-short")
 
     def _redraw_if_dirty(self) -> None:
-        if self._dirty:
+        if self._dirty and self.is_running:  # not while shutting down: the panes are being removed
             self.redraw()
 
     def _tick(self) -> None:
-        if self.current is not None and self.current.active and self.current.started:
+        if self.is_running and self.current is not None and self.current.active and self.current.started:
             self._draw_header()
 
     def _elapsed(self) -> float:
