@@ -45,6 +45,8 @@ class _Pool(NamedTuple):
 
 @lru_cache(maxsize=4096)
 def _pool_of(sketch_id: str, scn: Scenario, device: DeviceSpec, allowed: frozenset[Candidate] | None) -> _Pool:
+    if allowed is not None and not any(c.sketch == sketch_id for c in allowed):
+        return _Pool((), frozenset(), np.array([], dtype=np.int64))  # nothing recorded: no need to enumerate
     valid = enumerate_valid(sketch_id, scn, device)
     members = valid if allowed is None else tuple(c for c in valid if c in allowed)
     steps = np.array([_steps(sketch_id, c.params) for c in members] if allowed is not None else [], dtype=np.int64)
