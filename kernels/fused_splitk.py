@@ -125,6 +125,28 @@ def _output_tile(b_ptrs, y_ptrs, n_mask, m_mask, r_mask, EVEN_R: tl.constexpr, A
 
 
 @triton.jit
+def _await_sum(
+    counter, arrived, target, ws_ptrs, t_mask, x_ptr, a_ptr, rm, m_mask, w, p, R, K,
+    stride_xt, stride_al, stride_ar,
+    BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_R: tl.constexpr, EVEN_K: tl.constexpr,
+    EVEN_R: tl.constexpr, USE_DOT: tl.constexpr, CAST_FP32: tl.constexpr, MAX_SPIN: tl.constexpr,
+):  # fmt: skip
+    """The block's sum ``t``: poll ``counter`` (``arrived`` so far) until it reaches ``target``, at most MAX_SPIN
+    times, then read ``t`` from the workspace (bypassing L1); if the count never came (the programs it waits
+    for are not resident, or late), reduce all of K here."""
+    spins = 0
+    while (arrived < target) & (spins < MAX_SPIN):
+        arrived = tl.atomic_add(counter, 0, sem="acquire")
+        spins += 1
+    if arrived >= target:
+        acc = tl.load(ws_ptrs, mask=t_mask, other=0.0, cache_modifier=".cg")
+    else:
+        acc = _shrink_range(x_ptr, a_ptr, rm, m_mask, w, p, R, 0, K, stride_xt, stride_al, stride_ar,
+                            BLOCK_M, BLOCK_K, BLOCK_R, EVEN_K, EVEN_R, USE_DOT, CAST_FP32)  # fmt: skip
+    return acc
+
+
+@triton.jit
 def _fused_splitk_kernel(
     # pointers
     x_ptr, a_ptr, b_ptr, y_ptr, seg_indptr_ptr, weight_idx_ptr, proj_offsets_ptr, ws_ptr, count_ptr,
@@ -205,18 +227,11 @@ def _fused_splitk_kernel(
             tl.atomic_add(count_ptr + 2 * blk, 1, sem="acq_rel")
         else:  # an expander: the epoch from the expanders' count, then wait for the producers' count
             epoch = tl.load(count_ptr + 2 * blk + 1, cache_modifier=".cg") // N_MULT
-            target = (epoch + 1) * SPLIT_K
             arrived = tl.atomic_add(count_ptr + 2 * blk, 0, sem="acquire")
-            spins = 0
-            while (arrived < target) & (spins < MAX_SPIN):
-                arrived = tl.atomic_add(count_ptr + 2 * blk, 0, sem="acquire")
-                spins += 1
-            if arrived >= target:
-                ws_ptrs = ws_ptr + (blk * 2 + epoch % 2) * (BLOCK_M * BLOCK_R) + tile
-                acc = tl.load(ws_ptrs, mask=t_mask, other=0.0, cache_modifier=".cg")
-            else:  # the producers are late (not dispatched in order): do the whole reduction here
-                acc = _shrink_range(x_ptr, a_ptr, rm, m_mask, w, p, R, 0, K, stride_xt, stride_al, stride_ar,
-                                    BLOCK_M, BLOCK_K, BLOCK_R, EVEN_K, EVEN_R, USE_DOT, CAST_FP32)  # fmt: skip
+            ws_ptrs = ws_ptr + (blk * 2 + epoch % 2) * (BLOCK_M * BLOCK_R) + tile
+            acc = _await_sum(count_ptr + 2 * blk, arrived, (epoch + 1) * SPLIT_K, ws_ptrs, t_mask, x_ptr, a_ptr, rm,
+                             m_mask, w, p, R, K, stride_xt, stride_al, stride_ar, BLOCK_M, BLOCK_K, BLOCK_R, EVEN_K,
+                             EVEN_R, USE_DOT, CAST_FP32, MAX_SPIN)  # fmt: skip
             tl.atomic_add(count_ptr + 2 * blk + 1, 1, sem="relaxed")
     else:
         base = (tl.load(count_ptr + blk, cache_modifier=".cg") // G) * G
@@ -227,21 +242,15 @@ def _fused_splitk_kernel(
         if part < SPLIT_K:
             tl.atomic_add(ws_ptrs, acc, mask=t_mask, sem="relaxed")
         tl.debug_barrier()  # every thread's partial is in before the count says so
-        arrived = tl.atomic_add(count_ptr + blk, 1, sem="acq_rel") + 1 - base
+        arrived = tl.atomic_add(count_ptr + blk, 1, sem="acq_rel") + 1
         if WAIT:
-            spins = 0
-            while (arrived < G) & (spins < MAX_SPIN):
-                arrived = tl.atomic_add(count_ptr + blk, 0, sem="acquire") - base
-                spins += 1
-            if arrived >= G:
-                acc = tl.load(ws_ptrs, mask=t_mask, other=0.0, cache_modifier=".cg")
-            else:  # the others are not resident: do the whole reduction here
-                acc = _shrink_range(x_ptr, a_ptr, rm, m_mask, w, p, R, 0, K, stride_xt, stride_al, stride_ar,
-                                    BLOCK_M, BLOCK_K, BLOCK_R, EVEN_K, EVEN_R, USE_DOT, CAST_FP32)  # fmt: skip
+            acc = _await_sum(count_ptr + blk, arrived, base + G, ws_ptrs, t_mask, x_ptr, a_ptr, rm, m_mask, w, p, R, K,
+                             stride_xt, stride_al, stride_ar, BLOCK_M, BLOCK_K, BLOCK_R, EVEN_K, EVEN_R, USE_DOT,
+                             CAST_FP32, MAX_SPIN)  # fmt: skip
         else:  # only the last program in expands (the others find no columns)
-            if arrived >= G:
+            if arrived >= base + G:
                 acc = tl.load(ws_ptrs, mask=t_mask, other=0.0, cache_modifier=".cg")
-            n_end = tl.where(arrived >= G, n_cols, 0)
+            n_end = tl.where(arrived >= base + G, n_cols, 0)
             bt, yt, o_mask = _output_tile(b_ptrs, y_ptrs, rn < n_end, m_mask, r_mask, EVEN_R, ACCUMULATE)
 
     # 4. expand this program's column tiles with the rounded intermediate
