@@ -235,6 +235,27 @@ def _segments(s: Scenario) -> int:
     return s.num_segments
 
 
+# The split-K fused sketches' common rules (tile caps, work for every split, the tiles' shared memory or
+# registers); each sketch adds the rules of its own grid.
+SPLITK_DOT_RULES: tuple[Rule, ...] = (
+    cap("BLOCK_M", _max_len, DOT_MIN),
+    cap("BLOCK_K", _k_dim, 32),
+    cap("BLOCK_N", _n_dim, 32),
+    split_has_work("SPLIT_K", "BLOCK_K"),
+    dot_smem("BLOCK_M", _rank_block, "BLOCK_K"),
+    dot_smem("BLOCK_M", "BLOCK_N", _rank_block),
+    fused_tile_registers,
+)
+SPLITK_FMA_RULES: tuple[Rule, ...] = (
+    cap("BLOCK_M", _max_len),
+    cap("BLOCK_K", _k_dim, 64),
+    cap("BLOCK_N", _n_dim, 32),
+    split_has_work("SPLIT_K", "BLOCK_K"),
+    fma_registers("BLOCK_M", _fma_rank, "BLOCK_K"),
+    fma_registers("BLOCK_M", "BLOCK_N", _fma_rank),
+)
+
+
 # -- the tree ------------------------------------------------------------------------------------------
 SKETCHES: tuple[Sketch, ...] = (
     Sketch(
@@ -457,13 +478,7 @@ SKETCHES: tuple[Sketch, ...] = (
             ("num_stages", STAGES),
         ),
         (
-            cap("BLOCK_M", _max_len, DOT_MIN),
-            cap("BLOCK_K", _k_dim, 32),
-            cap("BLOCK_N", _n_dim, 32),
-            split_has_work("SPLIT_K", "BLOCK_K"),
-            dot_smem("BLOCK_M", _rank_block, "BLOCK_K"),
-            dot_smem("BLOCK_M", "BLOCK_N", _rank_block),
-            fused_tile_registers,
+            *SPLITK_DOT_RULES,
             columns_for_every_program,
             one_wave,
         ),
@@ -487,12 +502,7 @@ SKETCHES: tuple[Sketch, ...] = (
             ("num_stages", (1, 2)),
         ),
         (
-            cap("BLOCK_M", _max_len),
-            cap("BLOCK_K", _k_dim, 64),
-            cap("BLOCK_N", _n_dim, 32),
-            split_has_work("SPLIT_K", "BLOCK_K"),
-            fma_registers("BLOCK_M", _fma_rank, "BLOCK_K"),
-            fma_registers("BLOCK_M", "BLOCK_N", _fma_rank),
+            *SPLITK_FMA_RULES,
             columns_for_every_program,
             one_wave,
         ),
@@ -517,13 +527,7 @@ SKETCHES: tuple[Sketch, ...] = (
             ("num_stages", STAGES),
         ),
         (
-            cap("BLOCK_M", _max_len, DOT_MIN),
-            cap("BLOCK_K", _k_dim, 32),
-            cap("BLOCK_N", _n_dim, 32),
-            split_has_work("SPLIT_K", "BLOCK_K"),
-            dot_smem("BLOCK_M", _rank_block, "BLOCK_K"),
-            dot_smem("BLOCK_M", "BLOCK_N", _rank_block),
-            fused_tile_registers,
+            *SPLITK_DOT_RULES,
             expanders_have_columns,
         ),
     ),
@@ -544,12 +548,7 @@ SKETCHES: tuple[Sketch, ...] = (
             ("num_stages", (1, 2)),
         ),
         (
-            cap("BLOCK_M", _max_len),
-            cap("BLOCK_K", _k_dim, 64),
-            cap("BLOCK_N", _n_dim, 32),
-            split_has_work("SPLIT_K", "BLOCK_K"),
-            fma_registers("BLOCK_M", _fma_rank, "BLOCK_K"),
-            fma_registers("BLOCK_M", "BLOCK_N", _fma_rank),
+            *SPLITK_FMA_RULES,
             expanders_have_columns,
         ),
     ),
@@ -570,15 +569,7 @@ SKETCHES: tuple[Sketch, ...] = (
             ("num_warps", WARPS),
             ("num_stages", STAGES),
         ),
-        (
-            cap("BLOCK_M", _max_len, DOT_MIN),
-            cap("BLOCK_K", _k_dim, 32),
-            cap("BLOCK_N", _n_dim, 32),
-            split_has_work("SPLIT_K", "BLOCK_K"),
-            dot_smem("BLOCK_M", _rank_block, "BLOCK_K"),
-            dot_smem("BLOCK_M", "BLOCK_N", _rank_block),
-            fused_tile_registers,
-        ),
+        (*SPLITK_DOT_RULES,),
     ),
     Sketch(
         "fused",
@@ -595,14 +586,7 @@ SKETCHES: tuple[Sketch, ...] = (
             ("num_warps", WARPS),
             ("num_stages", (1, 2)),
         ),
-        (
-            cap("BLOCK_M", _max_len),
-            cap("BLOCK_K", _k_dim, 64),
-            cap("BLOCK_N", _n_dim, 32),
-            split_has_work("SPLIT_K", "BLOCK_K"),
-            fma_registers("BLOCK_M", _fma_rank, "BLOCK_K"),
-            fma_registers("BLOCK_M", "BLOCK_N", _fma_rank),
-        ),
+        (*SPLITK_FMA_RULES,),
     ),
 )
 
