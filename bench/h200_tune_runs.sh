@@ -3,8 +3,7 @@
 #   bash bench/h200_tune_runs.sh dense-and-resume OUT   the dense expand ground truth, then more search on the
 #                                                       rank-16 fused session until about 570 s have passed
 #   bash bench/h200_tune_runs.sh prefill OUT            the prefill job (shrink, expand, fused), 540 s
-#   bash bench/h200_tune_runs.sh prefill-resume OUT S   more search on the bundled prefill session for S seconds
-#   bash bench/h200_tune_runs.sh resume OUT NAME S      the same for sessions/NAME.json.gz (e.g. h200-7b-fused-r64)
+#   bash bench/h200_tune_runs.sh resume OUT NAME S      more search on sessions/NAME.json.gz for S seconds
 set -u
 STEP=$1
 OUT=${2:-/tmp/out}
@@ -30,7 +29,6 @@ case "$STEP" in
       > "$OUT/prefill_log.txt" 2>&1
     echo "prefill rc=$? after $(( $(date +%s) - START )) s"; tail -40 "$OUT/prefill_log.txt"
     ;;
-  prefill-resume) bash "$0" resume "$OUT" h200-7b-prefill "$3" ;;
   resume)
     cp "sessions/$3.json.gz" "$OUT/$3.json.gz"
     dop tune --batch --resume "$OUT/$3.json.gz" --budget 8000 --time-limit "$4" > "$OUT/$3_resume_log.txt" 2>&1

@@ -75,7 +75,7 @@ def main() -> None:
                      f"{'**' if name == 'best' else ''} geo-mean (min {r.min:.2f}x, max {r.max:.2f}x)")  # fmt: skip
     # the delta's HBM floor (x read, y read and written, the adapters' weights read once) over its time
     floor_us = {m.scenario: m.floor_us for m in s.measurements if m.floor_us}
-    fraction = {id(c): floor_us[c.scenario.key] / c.ours_us for c in cases if c.scenario.key in floor_us}
+    fraction = {c.scenario.key: floor_us[c.scenario.key] / c.ours_us for c in cases if c.scenario.key in floor_us}
     if fraction:
         f = list(fraction.values())
         lines.append(f"- fraction of the HBM floor: {geometric_mean(f):.2f} geo-mean (min {min(f):.2f}, max "
@@ -91,7 +91,7 @@ def main() -> None:
         scn, sp = c.scenario, c.speedup
         cells = " | ".join(f"{sp[n]:.2f}x" if n in sp else "-" for n in names)
         vs = f"{c.vs_best:.2f}x ({c.best_baseline})" if c.vs_best else "-"
-        floor = f"{fraction[id(c)]:.2f}" if id(c) in fraction else "-"
+        floor = f"{fraction[scn.key]:.2f}" if scn.key in fraction else "-"
         lines.append(f"| {scn.h_in}->{'+'.join(map(str, scn.h_outs))} | {scn.num_tokens} | {scn.workload} | "
                      f"{c.ours_us:.2f} | {c.how} | {floor} | {vs} | {cells} |")  # fmt: skip
     finish(lines, args.out)
