@@ -4,6 +4,8 @@
 #                                                       rank-16 fused session until about 570 s have passed
 #   bash bench/h200_tune_runs.sh prefill OUT            the prefill job (shrink, expand, fused), 540 s
 #   bash bench/h200_tune_runs.sh resume OUT NAME S      more search on sessions/NAME.json.gz for S seconds
+#   bash bench/h200_tune_runs.sh job OUT NAME S         a new session OUT/NAME.json.gz from sessions/NAME.toml, S seconds
+# On a machine with several GPUs, set CUDA_VISIBLE_DEVICES per step to run steps side by side.
 set -u
 STEP=$1
 OUT=${2:-/tmp/out}
@@ -33,6 +35,10 @@ case "$STEP" in
     cp "sessions/$3.json.gz" "$OUT/$3.json.gz"
     dop tune --batch --resume "$OUT/$3.json.gz" --budget 8000 --time-limit "$4" > "$OUT/$3_resume_log.txt" 2>&1
     echo "$3 resume rc=$? after $(( $(date +%s) - START )) s"; tail -12 "$OUT/$3_resume_log.txt"
+    ;;
+  job)
+    dop tune --batch "sessions/$3.toml" -o "$OUT/$3.json.gz" --force --time-limit "$4" > "$OUT/$3_log.txt" 2>&1
+    echo "$3 rc=$? after $(( $(date +%s) - START )) s"; tail -40 "$OUT/$3_log.txt"
     ;;
   *) echo "unknown step $STEP"; exit 2 ;;
 esac
