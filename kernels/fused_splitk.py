@@ -189,6 +189,12 @@ def _fused_splitk_kernel(
     m_mask = rm < end
     r_mask = rr < R
     blk = (seg * tl.num_programs(1) + pid_m) * (tl.num_programs(0) // G) + p
+    # the block's count as this launch found it (its epoch), read first so the load overlaps the shrink: this
+    # program is not counted yet and every earlier launch's programs are, whenever it is read
+    if FANOUT:  # a producer reads the producers' count, an expander the expanders'
+        found = tl.load(count_ptr + 2 * blk + (part >= SPLIT_K).to(tl.int32), cache_modifier=".cg")
+    else:
+        found = tl.load(count_ptr + blk, cache_modifier=".cg")
 
     # 1. this program's share of the shrink
     k_lo = tl.minimum(part, SPLIT_K) * K_PER_SPLIT  # programs past SPLIT_K: an empty range
@@ -218,15 +224,14 @@ def _fused_splitk_kernel(
     t_mask = m_mask[:, None] & r_mask[None, :]
     if FANOUT:
         if part < SPLIT_K:  # a producer: add the partial, count in, done
-            base = (tl.load(count_ptr + 2 * blk, cache_modifier=".cg") // SPLIT_K) * SPLIT_K
-            slot = (base // SPLIT_K) % 2
+            slot = (found // SPLIT_K) % 2
             if part == 0:  # the slot the previous launch used is the next one's: zero it
                 tl.store(ws_ptr + (blk * 2 + 1 - slot) * (BLOCK_M * BLOCK_R) + tile, tl.zeros_like(acc))
             tl.atomic_add(ws_ptr + (blk * 2 + slot) * (BLOCK_M * BLOCK_R) + tile, acc, mask=t_mask, sem="relaxed")
             tl.debug_barrier()  # every thread's partial is in before the count says so
             tl.atomic_add(count_ptr + 2 * blk, 1, sem="acq_rel")
         else:  # an expander: the epoch from the expanders' count, then wait for the producers' count
-            epoch = tl.load(count_ptr + 2 * blk + 1, cache_modifier=".cg") // N_MULT
+            epoch = found // N_MULT
             arrived = tl.atomic_add(count_ptr + 2 * blk, 0, sem="acquire")
             ws_ptrs = ws_ptr + (blk * 2 + epoch % 2) * (BLOCK_M * BLOCK_R) + tile
             acc = _await_sum(count_ptr + 2 * blk, arrived, (epoch + 1) * SPLIT_K, ws_ptrs, t_mask, x_ptr, a_ptr, rm,
@@ -234,7 +239,7 @@ def _fused_splitk_kernel(
                              EVEN_R, USE_DOT, CAST_FP32, MAX_SPIN)  # fmt: skip
             tl.atomic_add(count_ptr + 2 * blk + 1, 1, sem="relaxed")
     else:
-        base = (tl.load(count_ptr + blk, cache_modifier=".cg") // G) * G
+        base = (found // G) * G
         slot = (base // G) % 2
         ws_ptrs = ws_ptr + (blk * 2 + slot) * (BLOCK_M * BLOCK_R) + tile
         if part == 0:  # the slot the previous launch used is the next one's: zero it
