@@ -32,29 +32,36 @@ from dop_tui.session.summary import baseline_times
 OLD_NAME = "dop_tui.kernels._fused_splitk_ab_old"
 
 
-def _old_module(path: str):
-    """The old kernel file imported as a module of ``dop_tui.kernels`` (its relative imports resolve)."""
-    if OLD_NAME not in sys.modules:
-        spec = importlib.util.spec_from_file_location(OLD_NAME, path)
+def module_from_file(path: str, name: str):
+    """A kernel file imported as module ``name`` of ``dop_tui.kernels`` (its relative imports resolve)."""
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, path)
         mod = importlib.util.module_from_spec(spec)
-        sys.modules[OLD_NAME] = mod
+        sys.modules[name] = mod
         spec.loader.exec_module(mod)
-    return sys.modules[OLD_NAME]
+    return sys.modules[name]
 
 
-def _binder(version: str, old_path: str, kid: str, cfg: dict):
-    """A ``time_graph`` binder for sketch ``kid`` with ``cfg``: the working tree's launcher or the old file's."""
+def binder_for(launcher, kid: str, cfg: dict):
+    """A ``time_graph`` binder: ``launcher`` (a ``bind_*`` of some version of the kernel) on the operands."""
     from dop_tui.measure.launch import launch_args
-    from dop_tui.space.sketches import SKETCH_BY_ID
-
-    fn = SKETCH_BY_ID[kid].entry.function
-    launcher = getattr(_old_module(old_path), fn) if version == "old" else SKETCH_BY_ID[kid].entry.resolve()
 
     def bind(ops):
         tensors, kw = launch_args(kid, ops, cfg)
         return launcher(*tensors, **kw)
 
     return bind
+
+
+def _binder(version: str, old_path: str, kid: str, cfg: dict):
+    """Sketch ``kid`` with ``cfg``: the working tree's launcher, or the old file's."""
+    from dop_tui.space.sketches import SKETCH_BY_ID
+
+    entry = SKETCH_BY_ID[kid].entry
+    old = version == "old"
+    return binder_for(
+        getattr(module_from_file(old_path, OLD_NAME), entry.function) if old else entry.resolve(), kid, cfg
+    )
 
 
 def _warm(args: tuple[str, list[tuple[dict, str, str, dict]]]) -> int:
