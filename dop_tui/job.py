@@ -157,8 +157,13 @@ class Job:
         return list(seen.values())
 
     def resolve(self, name: str) -> Path:
-        """A path named in the job, relative to the job file."""
-        return (Path(self.source).parent if self.source else Path()) / name
+        """A path named in the job, relative to the job file. A session records its paths absolute; one missing
+        here (the session moved with its folder: a checkout elsewhere) is taken by its name beside the source."""
+        folder = Path(self.source).parent if self.source else Path()
+        path = folder / name
+        if self.source and path.is_absolute() and not path.exists() and (folder / path.name).exists():
+            return folder / path.name
+        return path
 
     def replay_paths(self) -> list[Path]:
         return [self.resolve(name) for name in self.replay]

@@ -48,7 +48,7 @@ def resume_job(path: str | Path) -> tuple[Job, Session]:
     if "ops" not in session.job:
         raise SessionError(f"{path} was not written by a tuning job (it has no job to resume)")
     try:
-        return job_from_mapping(session.job), session
+        return job_from_mapping(session.job, source=str(path)), session
     except JobError as exc:
         raise SessionError(f"{path}: its job is invalid: {exc}") from None
 

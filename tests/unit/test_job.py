@@ -1,5 +1,7 @@
 """Tuning jobs: TOML in, validated scenarios out; every bad key is named."""
 
+from pathlib import Path
+
 import pytest
 from paths import ROOT
 
@@ -151,3 +153,26 @@ def test_a_prefill_job_tunes_seeded_prompt_batches():
 def test_bad_prefill_keys_are_named(table, needle):
     with pytest.raises(JobError, match=needle):
         job_from_mapping({"ops": ["fused"], **table})
+
+
+def test_a_moved_session_finds_its_warm_start_and_replay_files_beside_it(tmp_path):
+    """A session records absolute paths; resumed from another folder (a checkout elsewhere), a missing one is
+    taken by its name beside the session, and an existing one is kept."""
+    from dop_tui.jobrun import resume_job
+    from dop_tui.session.store import Session, save
+
+    (tmp_path / "foundation.json.gz").write_bytes(b"")
+    (tmp_path / "data.json.gz").write_bytes(b"")
+    job = {"name": "moved", "ops": ["shrink"], "model": "llama2-7b", "projections": ["q"], "ranks": [16],
+           "dtypes": ["bf16"], "batch_sizes": [1], "workloads": ["distinct"], "backend": "replay", "budget": 8,
+           "seed": 0, "strategy": "evolution", "replay": "/elsewhere/sessions/data.json.gz",
+           "warm_start": "/elsewhere/sessions/foundation.json.gz"}  # fmt: skip
+    save(Session(job=job), tmp_path / "moved.json.gz")
+    resumed, _ = resume_job(tmp_path / "moved.json.gz")
+    assert resumed.resolve(resumed.warm_start) == tmp_path / "foundation.json.gz"
+    assert resumed.replay_paths() == [tmp_path / "data.json.gz"]
+    assert resumed.to_mapping()["warm_start"] == str((tmp_path / "foundation.json.gz").resolve())
+    kept = str(tmp_path / "data.json.gz")  # an absolute path that exists is not redirected
+    assert resumed.resolve(kept) == tmp_path / "data.json.gz"
+    missing = "/elsewhere/sessions/nowhere.json.gz"  # nor one with no file beside the session either
+    assert resumed.resolve(missing) == Path(missing)
