@@ -109,6 +109,8 @@ def run_batch(
     summary = delta_table(seen) if timed else None
     if summary is not None:
         console.print(summary)
+    for line in finished.notes:
+        console.print(line)
     console.print(f"{finished.reason}: {finished.budget_used} measurements in {time.monotonic() - started:.1f} s; "
                   f"session written to {output}")  # fmt: skip
     return 0

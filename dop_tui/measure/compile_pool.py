@@ -56,6 +56,14 @@ class CompileStats:
     seconds: float = 0.0  # wall time spent waiting for compiles (overlapped compiles cost none)
     first_error: str = ""
 
+    def line(self, workers: int) -> str:
+        """One line for a job's end: what the pool compiled and how long the measuring waited for it."""
+        text = (f"compile pool ({workers} CPU processes): {self.launches} kernels for {self.requests} requests, "
+                f"{self.seconds:.0f} s waited")  # fmt: skip
+        if self.failed:
+            text += f"; {self.failed} left to the GPU's JIT (first: {self.first_error[:160]})"
+        return text
+
 
 class CompilePool:
     """``workers`` CPU processes compiling for ``sm_<capability>`` into the shared Triton cache.

@@ -132,9 +132,10 @@ def _build_state(scn: Scenario) -> tuple[dict[str, Any], int]:
     dev = device_spec(torch.cuda.get_device_name())  # calibrated ceilings when cached, else built-in
     base = make_operands(scn, "cuda", seed=0)
     pool = make_pool(base, rotation_copies(base, dev.l2_bytes))
+    ref = reference_loop(base)
     state = dict(
         base=base,
-        ref=reference_loop(base),
+        ref=ref,
         probe=clone_operands(base),
         start=poisoned_start(base),
         pool=pool,
@@ -142,7 +143,7 @@ def _build_state(scn: Scenario) -> tuple[dict[str, Any], int]:
         env={**_env(), "ceilings": dev.source},
         best_us=math.inf,  # fastest full graph timing of this scenario in this worker
     )
-    return state, (len(pool) + 2) * touched_bytes(base)
+    return state, (len(pool) + 2) * touched_bytes(base) + ref.numel() * ref.element_size()  # + the fp64 reference
 
 
 def _gpu_task(task: tuple[dict, str, dict, dict]) -> dict:
@@ -231,6 +232,10 @@ class GpuRunner:
         self.pool.start()
         self._best: dict[str, float] = {}  # scenario key -> best full graph timing on any GPU
         self._tallies = [Tally(f"gpu{g}") for g in self.gpus]
+
+    def notes(self) -> list[str]:
+        """Lines on how the measuring went, for the end of a job."""
+        return [self.compiler.stats.line(self.compiler.workers)] if self.compiler else []
 
     def prefetch(self, scn: Scenario, requests: Sequence[Request]) -> None:
         """Start compiling ``requests`` on the CPU pool; a later ``measure`` of them waits less."""

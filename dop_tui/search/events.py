@@ -103,6 +103,7 @@ class Finished:
     budget_used: int
     elapsed_s: float
     best: tuple[Measurement, ...] = field(default=())  # best per scenario
+    notes: tuple[str, ...] = ()  # the runner's lines on how the measuring went (its compile pool)
 
 
 Event = (

@@ -331,4 +331,5 @@ def tune(
         yield RoundDone(rnd, state.used, time.monotonic() - t0)
         rnd += 1
     best = tuple(state.best[k] for k in scns if k in state.best)
-    yield Finished(reason, state.used, time.monotonic() - t0, best)
+    notes = tuple(runner.notes()) if hasattr(runner, "notes") else ()
+    yield Finished(reason, state.used, time.monotonic() - t0, best, notes)

@@ -295,6 +295,8 @@ class Workbench:
                 geo = f", LoRA delta {delta} over the best baseline" if delta else ""
                 geo = geo or (f", geomean {sp:.2f}x over the best baseline" if sp else "")
                 self.note("job", f"finished ({ev.reason}): {ev.budget_used} measurements in {ev.elapsed_s:.1f} s{geo}")
+                for line in ev.notes:
+                    self.note("job", line)
 
     def note(self, kind: str, text: str) -> None:
         self.log.append(LogEntry(kind, text))

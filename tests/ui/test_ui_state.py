@@ -199,8 +199,10 @@ def test_several_devices_show_their_rates_while_running_and_in_each_round_line()
     assert wb.header_view().devices == "gpu0 200/min · gpu1 180/min"
     wb.apply(RoundDone(1, 190, 30.0))
     assert wb.log[-1].text.endswith("; gpu0 200/min · gpu1 180/min")
-    wb.apply(Finished("budget", 190, 31.0))
+    wb.apply(Finished("budget", 190, 31.0, notes=("compile pool (2 CPU processes): 190 kernels",)))
     assert wb.header_view().devices == ""  # rates of a job that no longer runs would mislead
+    assert wb.log[-1].text == "compile pool (2 CPU processes): 190 kernels"  # the runner's notes end the log
+    assert wb.log[-2].text.startswith("finished (budget)")
     one = Workbench()
     one.apply(JobStarted({"name": "one"}, (A,), 100, "evolution", "gpu", "NVIDIA H200"))
     one.apply(DeviceProgress(1, 30.0, (DeviceLoad("gpu0", 100, 29.0, A),)))

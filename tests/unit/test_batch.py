@@ -43,6 +43,19 @@ def test_a_replay_job_runs_and_writes_its_session(job_file, tmp_path):
     assert summary["finished"] == "budget" and summary["rounds"] == s.rounds and summary["best"]
 
 
+def test_the_runners_notes_close_the_run(job_file, tmp_path, monkeypatch):
+    """What the runner says about its measuring (the GPU runner: its compile pool) is printed before the last
+    line."""
+    from dop_tui.measure.runners import ReplayRunner
+
+    monkeypatch.setattr(ReplayRunner, "notes", lambda self: ["compile pool (stub): 3 kernels"], raising=False)
+    res = runner.invoke(app, ["tune", "--batch", str(job_file), "-o", str(tmp_path / "s.json.gz")])
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    at = lines.index("compile pool (stub): 3 kernels")
+    assert lines[at + 1].startswith("budget: 24 measurements")  # the last line (it may wrap) follows
+
+
 def test_a_replay_job_answers_from_several_sessions(tmp_path):
     """Each file answers the candidates it recorded; the first record of a candidate wins."""
     sessions = DATASET.parent

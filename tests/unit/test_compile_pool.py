@@ -30,6 +30,9 @@ def test_pool_compiles_into_the_cache_and_a_second_pool_hits_it(cache_dir):
         pool.submit(scn, reqs[:1])  # compiles start before the wait
         assert pool.wait(scn, reqs) == ["", "", ""]
         assert pool.stats.requests == 3 and pool.stats.failed == 0 and pool.stats.launches >= 3
+        line = pool.stats.line(pool.workers)
+        assert line.startswith(f"compile pool (2 CPU processes): {pool.stats.launches} kernels for 3 requests")
+        assert "JIT" not in line  # nothing failed
     finally:
         pool.close()
     first = _entries(cache_dir)
@@ -51,3 +54,4 @@ def test_a_request_that_does_not_compile_is_reported_not_judged(cache_dir):
     finally:
         pool.close()
     assert errors[0] and pool.stats.failed == 1 and pool.stats.first_error == errors[0]
+    assert f"1 left to the GPU's JIT (first: {errors[0][:40]}" in pool.stats.line(1)

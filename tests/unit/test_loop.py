@@ -264,6 +264,17 @@ def test_a_round_goes_to_the_runner_at_once_and_comes_back_in_picked_order(repla
     assert whole.log[1] == [(k, 8) for k in first.scenarios]
 
 
+def test_the_runners_notes_end_the_job(replay):
+    scns, runner = replay
+
+    class Noted(Reversed):
+        def notes(self):
+            return ["compile pool (stub)"]
+
+    assert run(replay, budget=16)[-1].notes == ()  # a runner without notes
+    assert list(tune(scns, Noted(runner), budget=16, seed=3, model=TinyModel()))[-1].notes == ("compile pool (stub)",)
+
+
 @pytest.mark.parametrize("strategy", ["evolution", "genetic"])
 def test_a_run_does_not_depend_on_pythons_hash_seed(tmp_path, strategy):
     """The same job under two PYTHONHASHSEED values measures the same candidates in the same order (no set or
