@@ -401,3 +401,115 @@ def bind_fanout_fma(
     return _bind(x, a, b, y, seg_indptr, weight_indices, proj_offsets, h_outs=h_outs, max_seg_len=max_seg_len,
                  scale=scale, accumulate=accumulate, inter_dtype=inter_dtype, config=config, use_dot=False,
                  mode="fanout")  # fmt: skip
+
+
+@triton.jit
+def _shrink_splitlast_kernel(
+    # pointers
+    x_ptr, a_ptr, v_ptr, seg_indptr_ptr, weight_idx_ptr, ws_ptr, count_ptr,
+    # dimensions
+    K, R, K_PER_SPLIT,
+    # strides (innermost strides are 1: operands are contiguous)
+    stride_xt, stride_al, stride_ar, stride_vt,
+    # scalars
+    scale,
+    # meta-parameters
+    BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_R: tl.constexpr, SPLIT_K: tl.constexpr,
+    EVEN_K: tl.constexpr, EVEN_R: tl.constexpr, ACCUMULATE: tl.constexpr, USE_DOT: tl.constexpr,
+    CAST_FP32: tl.constexpr,
+):  # fmt: skip
+    """The shrink alone, ``v[seg, p*R:(p+1)*R] (+)= scale * x[seg] @ A[w, p*R:(p+1)*R]^T``, in one launch: a
+    block (segment, row tile, projection) has SPLIT_K programs that add fp32 partials into the block's
+    workspace slot (the epoch scheme of the module docstring, so nothing is zeroed by another launch); the one
+    whose count completes the block reads the sum and writes v."""
+    pid_ps = tl.program_id(0)
+    pid_m = tl.program_id(1)
+    seg = tl.program_id(2)
+    p = pid_ps // SPLIT_K
+    part = pid_ps % SPLIT_K
+    start = tl.load(seg_indptr_ptr + seg)
+    end = tl.load(seg_indptr_ptr + seg + 1)
+    row0 = start + pid_m * BLOCK_M
+    if row0 >= end:  # the whole block is past its segment: all of its programs return here
+        return
+    w = tl.load(weight_idx_ptr + seg).to(tl.int64)
+    blk = (seg * tl.num_programs(1) + pid_m) * (tl.num_programs(0) // SPLIT_K) + p
+    found = tl.load(count_ptr + blk, cache_modifier=".cg")  # this launch's epoch: found // SPLIT_K
+    rm = row0 + tl.arange(0, BLOCK_M)
+    rr = tl.arange(0, BLOCK_R)
+    m_mask = rm < end
+    t_mask = m_mask[:, None] & (rr < R)[None, :]
+    k_lo = part * K_PER_SPLIT
+    k_hi = tl.minimum(K, k_lo + K_PER_SPLIT)
+    acc = _shrink_range(x_ptr, a_ptr, rm, m_mask, w, p, R, k_lo, k_hi, stride_xt, stride_al, stride_ar,
+                        BLOCK_M, BLOCK_K, BLOCK_R, EVEN_K, EVEN_R, USE_DOT, CAST_FP32)  # fmt: skip
+    tile = tl.arange(0, BLOCK_M)[:, None] * BLOCK_R + rr[None, :]
+    slot = (found // SPLIT_K) % 2
+    ws_ptrs = ws_ptr + (blk * 2 + slot) * (BLOCK_M * BLOCK_R) + tile
+    if part == 0:  # the slot the previous launch used is the next one's: zero it
+        tl.store(ws_ptr + (blk * 2 + 1 - slot) * (BLOCK_M * BLOCK_R) + tile, tl.zeros_like(acc))
+    tl.atomic_add(ws_ptrs, acc, mask=t_mask, sem="relaxed")
+    tl.debug_barrier()  # every thread's partial is in before the count says so
+    arrived = tl.atomic_add(count_ptr + blk, 1, sem="acq_rel") + 1
+    if arrived == (found // SPLIT_K + 1) * SPLIT_K:  # the last one in writes the block's rows of v
+        out = tl.load(ws_ptrs, mask=t_mask, other=0.0, cache_modifier=".cg") * scale
+        v_ptrs = v_ptr + rm[:, None].to(tl.int64) * stride_vt + (p * R + rr)[None, :]
+        if ACCUMULATE:
+            out += tl.load(v_ptrs, mask=t_mask, other=0.0).to(tl.float32)
+        tl.store(v_ptrs, out.to(v_ptr.dtype.element_ty), mask=t_mask)
+
+
+def _bind_shrink_last(
+    x: torch.Tensor, a: torch.Tensor, v: torch.Tensor, seg_indptr: torch.Tensor, weight_indices: torch.Tensor, *,
+    h_outs: tuple[int, ...] | None, max_seg_len: int, scale: float, accumulate: bool, config: Mapping[str, int],
+    use_dot: bool,
+) -> Callable[[], None]:  # fmt: skip
+    """Grid (P x SPLIT_K, row tiles of the longest segment, segments); a whole projection's rank per program."""
+    bm, bk, split = (int(config[k]) for k in ("BLOCK_M", "BLOCK_K", "SPLIT_K"))
+    n_proj = len(h_outs) if h_outs else 1
+    K, rank = x.shape[1], a.shape[1] // n_proj
+    br = max(16, triton.next_power_of_2(rank)) if use_dot else triton.next_power_of_2(rank)
+    grid = (n_proj * split, cdiv(max_seg_len, bm), weight_indices.shape[0])
+    blocks = n_proj * grid[1] * grid[2]
+    ws = torch.zeros((blocks, 2, bm, br), dtype=torch.float32, device=x.device)
+    counts = torch.zeros(blocks, dtype=torch.int64, device=x.device)
+    args = (x, a, v, seg_indptr, weight_indices, ws, counts, K, rank, cdiv(cdiv(K, bk), split) * bk,
+            x.stride(0), a.stride(0), a.stride(1), v.stride(0), float(scale))  # fmt: skip
+    meta = dict(
+        BLOCK_M=bm,
+        BLOCK_K=bk,
+        BLOCK_R=br,
+        SPLIT_K=split,
+        EVEN_K=K % bk == 0,
+        EVEN_R=rank == br,
+        ACCUMULATE=accumulate,
+        USE_DOT=use_dot,
+        CAST_FP32=dot_cast_fp32(x),
+        **launch_opts(config),
+    )
+
+    def run() -> None:
+        _shrink_splitlast_kernel[grid](*args, **meta)
+
+    return run
+
+
+def bind_shrink_last_dot(
+    x: torch.Tensor, a: torch.Tensor, v: torch.Tensor, seg_indptr: torch.Tensor, weight_indices: torch.Tensor, *,
+    max_seg_len: int, scale: float, accumulate: bool, config: Mapping[str, int],
+    h_outs: tuple[int, ...] | None = None,
+) -> Callable[[], None]:  # fmt: skip
+    """shrink/splitk-last/dot: grid (P x SPLIT_K, row tiles, segments); SPLIT_K programs per block add partials
+    into a self-cleaning workspace, the last one in writes v: one launch, no zeroing launch; tl.dot."""
+    return _bind_shrink_last(x, a, v, seg_indptr, weight_indices, h_outs=h_outs, max_seg_len=max_seg_len,
+                             scale=scale, accumulate=accumulate, config=config, use_dot=True)  # fmt: skip
+
+
+def bind_shrink_last_fma(
+    x: torch.Tensor, a: torch.Tensor, v: torch.Tensor, seg_indptr: torch.Tensor, weight_indices: torch.Tensor, *,
+    max_seg_len: int, scale: float, accumulate: bool, config: Mapping[str, int],
+    h_outs: tuple[int, ...] | None = None,
+) -> Callable[[], None]:  # fmt: skip
+    """shrink/splitk-last/fma: as ``bind_shrink_last_dot`` with a broadcast-multiply reduction (rows of 1-8)."""
+    return _bind_shrink_last(x, a, v, seg_indptr, weight_indices, h_outs=h_outs, max_seg_len=max_seg_len,
+                             scale=scale, accumulate=accumulate, config=config, use_dot=False)  # fmt: skip

@@ -102,6 +102,33 @@ def shrink_gemv(g: GridShape, p: Mapping[str, np.ndarray]) -> Analytic:
     }
 
 
+def _shrink_last(g: GridShape, p: Mapping[str, np.ndarray], dot: bool) -> Analytic:
+    """Blocks (segment, row tile, projection) of SPLIT_K programs, each reading its K share of x and A and adding
+    an fp32 partial of the whole rank into the workspace; the last one in reads the sum back and writes v."""
+    bm, bk, sk, st = p["BLOCK_M"], p["BLOCK_K"], p["SPLIT_K"], p["num_stages"]
+    tiles = g.tiles(bm)
+    rank = g.dot_rank if dot else float(next_pow2(g.scn.rank))
+    ws = 4.0 * tiles * bm * g.P * rank * (2.0 * sk + 2.0)  # atomics, the read back, the zeroing
+    out = g.bv * g.T * g.R * (2.0 if g.scn.accumulate else 1.0)
+    return {
+        "launches": np.ones_like(bm),
+        "programs": g.P * sk * np.ceil(g.maxlen / bm) * g.S,
+        "active": tiles * g.P * sk,
+        "steps": np.ceil(np.ceil(g.K / bk) / sk),
+        "bytes": g.b * (g.T * g.K * g.P + tiles * g.R * g.K) + ws + out,
+        "rows": tiles * bm,
+        "smem": st * (bm + g.dot_rank) * bk * g.b if dot else np.zeros_like(bm),
+    }
+
+
+def shrink_last_dot(g: GridShape, p: Mapping[str, np.ndarray]) -> Analytic:
+    return _shrink_last(g, p, dot=True)
+
+
+def shrink_last_fma(g: GridShape, p: Mapping[str, np.ndarray]) -> Analytic:
+    return _shrink_last(g, p, dot=False)
+
+
 def _expand_io(g: GridShape, col_tiles: np.ndarray, b_reads: np.ndarray) -> np.ndarray:
     """v read once per column tile, B once per ``b_reads`` (row tiles or segments), y (read and) written."""
     return g.bv * g.T * g.r * col_tiles + g.b * (b_reads * g.H * g.r + g.c * g.T * g.H)

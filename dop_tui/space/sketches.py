@@ -144,13 +144,14 @@ def fma_registers(*dims: Dim) -> Rule:
     return rule
 
 
-def accumulator_registers(bm: str, bn: str) -> Rule:
+def accumulator_registers(bm: Dim, bn: Dim) -> Rule:
     """A tl.dot tile's fp32 accumulator lives in registers: AOT compiles for sm_90 spill past ~64 per thread."""
 
     def rule(s: Scenario, c: Mapping[str, int], d: DeviceSpec) -> str | None:
-        per_thread = c[bm] * c[bn] // (32 * c["num_warps"])
+        m, n = _dim(s, c, bm), _dim(s, c, bn)
+        per_thread = m * n // (32 * c["num_warps"])
         if per_thread > 64:
-            return f"{bm}x{bn} accumulator is {per_thread} fp32 registers per thread (> 64): spills"
+            return f"{m}x{n} accumulator is {per_thread} fp32 registers per thread (> 64): spills"
         return None
 
     return rule
@@ -331,6 +332,50 @@ SKETCHES: tuple[Sketch, ...] = (
             atomics_need_fp32("SPLIT_K"),
             split_has_work("SPLIT_K", "BLOCK_K"),
             fma_registers("BLOCK_T", "BLOCK_N", "BLOCK_K"),
+        ),
+    ),
+    Sketch(
+        "shrink",
+        "splitk-last",
+        "dot",
+        "one launch, SPLIT_K programs per (segment, row tile, projection) add partial rank-r products over their "
+        "share of K into a self-cleaning workspace; the last one in writes v (no zeroing launch); tl.dot",
+        Entry("fused_splitk", "bind_shrink_last_dot"),
+        grid.shrink_last_dot,
+        (
+            ("BLOCK_M", (16, 32, 64, 128)),
+            ("BLOCK_K", (32, 64, 128, 256)),
+            ("SPLIT_K", (2, 4, 8, 16, 32, 64)),
+            ("num_warps", WARPS),
+            ("num_stages", STAGES),
+        ),
+        (
+            cap("BLOCK_M", _max_len, DOT_MIN),
+            cap("BLOCK_K", _k_dim, 32),
+            split_has_work("SPLIT_K", "BLOCK_K"),
+            dot_smem("BLOCK_M", _rank_block, "BLOCK_K"),
+            accumulator_registers("BLOCK_M", _rank_block),
+        ),
+    ),
+    Sketch(
+        "shrink",
+        "splitk-last",
+        "fma",
+        "as shrink/splitk-last/dot with a broadcast-multiply reduction: rows of 1 to 8 tokens",
+        Entry("fused_splitk", "bind_shrink_last_fma"),
+        grid.shrink_last_fma,
+        (
+            ("BLOCK_M", (1, 2, 4, 8)),
+            ("BLOCK_K", (64, 128, 256, 512)),
+            ("SPLIT_K", (2, 4, 8, 16, 32, 64)),
+            ("num_warps", WARPS),
+            ("num_stages", (1, 2)),
+        ),
+        (
+            cap("BLOCK_M", _max_len),
+            cap("BLOCK_K", _k_dim, 64),
+            split_has_work("SPLIT_K", "BLOCK_K"),
+            fma_registers("BLOCK_M", _fma_rank, "BLOCK_K"),
         ),
     ),
     Sketch(

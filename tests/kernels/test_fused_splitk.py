@@ -140,3 +140,35 @@ def _launch_args(run) -> tuple:
     """The tensors a bound launcher closes over (its workspace and counters among them)."""
     cells = [c.cell_contents for c in run.__closure__ or ()]
     return next(c for c in cells if isinstance(c, tuple))
+
+
+SHRINK_CONFIGS = {  # a block's programs split K = 192; the last one in writes v
+    "shrink/splitk-last/dot": {"BLOCK_M": 16, "BLOCK_K": 32, "SPLIT_K": 4, "num_warps": 4, "num_stages": 1},
+    "shrink/splitk-last/fma": {"BLOCK_M": 4, "BLOCK_K": 64, "SPLIT_K": 2, "num_warps": 2, "num_stages": 1},
+}
+
+
+@pytest.mark.parametrize("sketch", sorted(SHRINK_CONFIGS))
+def test_the_shrink_alone_over_repeated_launches_with_layouts_changed_in_place(sketch):
+    """The shrink's own split-K kernel keeps the same epoch state: v is overwritten right every launch."""
+    scn = make_scenario(
+        "shrink", 192, (160, 128), 8, "fp32", LAYOUTS[0], accumulate=False, scale=0.5, workload="skewed"
+    )
+    cfg = SHRINK_CONFIGS[sketch]
+    assert not why_invalid(sketch, scn, cfg)
+    ops = make_operands(scn, seed=3)
+    run = bind(sketch, ops, cfg)
+    x, a, r = ops.x.double(), ops.a.double(), scn.rank
+    for launch, lens in enumerate(LAYOUTS):
+        bounds = [0]
+        for n in lens:
+            bounds.append(bounds[-1] + n)
+        ops.seg_indptr.copy_(torch.tensor(bounds, dtype=torch.int32))
+        ops.v.fill_(7.0)
+        run()
+        want = torch.full_like(ops.v, 7.0, dtype=torch.float64)  # rows of no segment keep what was there
+        for i, w in enumerate(scn.seg_adapters):
+            rows = slice(bounds[i], bounds[i + 1])
+            for p in range(scn.num_proj):
+                want[rows, p * r : (p + 1) * r] = scn.scale * x[rows] @ a[w, p * r : (p + 1) * r].T
+        assert relative_error(ops.v, want) < 1e-5, f"launch {launch}, segments {lens}: {cfg}"
