@@ -93,13 +93,14 @@ def _scenario():
     return make_scenario("fused", 192, (160, 128), 8, "fp32", LAYOUTS[0], accumulate=False, workload="skewed")
 
 
-def _launch(ops, run, lens: list[int]) -> list[int]:
-    """One launch on segments ``lens``, set in place as a serving step updates them; their bounds."""
+def _launch(ops, run, lens: list[int], out: torch.Tensor) -> list[int]:
+    """One launch on segments ``lens``, set in place as a serving step updates them, with ``out`` (y or v)
+    filled with 7 first; their bounds."""
     bounds = [0]
     for n in lens:
         bounds.append(bounds[-1] + n)
     ops.seg_indptr.copy_(torch.tensor(bounds, dtype=torch.int32))
-    ops.y.fill_(7.0)
+    out.fill_(7.0)
     run()
     return bounds
 
@@ -111,7 +112,7 @@ def test_repeated_launches_with_layouts_changed_in_place(sketch):
     ops = make_operands(scn, seed=3)
     run = bind(sketch, ops, cfg)  # one closure: one workspace, one set of counters
     for launch, lens in enumerate(LAYOUTS):
-        bounds = _launch(ops, run, lens)
+        bounds = _launch(ops, run, lens, ops.y)
         assert relative_error(ops.y, _expected(ops, bounds)) < 1e-5, f"launch {launch}, segments {lens}: {cfg}"
 
 
@@ -125,7 +126,7 @@ def test_fanout_expanders_that_never_see_the_sum_recompute_it(sketch):
     counts = next(a for a in _launch_args(run) if isinstance(a, torch.Tensor) and a.dtype == torch.int64)
     counts.view(-1, 2)[:, 1] += cfg["EXPANDERS"]
     for launch, lens in enumerate(LAYOUTS[:3]):
-        bounds = _launch(ops, run, lens)
+        bounds = _launch(ops, run, lens, ops.y)
         assert relative_error(ops.y, _expected(ops, bounds)) < 1e-5, f"launch {launch}, segments {lens}: {cfg}"
     # the producers counted SPLIT_K per launch with rows, the expanders EXPANDERS: their epochs stay one apart
     per_block = counts.view(-1, 2)
@@ -160,12 +161,7 @@ def test_the_shrink_alone_over_repeated_launches_with_layouts_changed_in_place(s
     run = bind(sketch, ops, cfg)
     x, a, r = ops.x.double(), ops.a.double(), scn.rank
     for launch, lens in enumerate(LAYOUTS):
-        bounds = [0]
-        for n in lens:
-            bounds.append(bounds[-1] + n)
-        ops.seg_indptr.copy_(torch.tensor(bounds, dtype=torch.int32))
-        ops.v.fill_(7.0)
-        run()
+        bounds = _launch(ops, run, lens, ops.v)
         want = torch.full_like(ops.v, 7.0, dtype=torch.float64)  # rows of no segment keep what was there
         for i, w in enumerate(scn.seg_adapters):
             rows = slice(bounds[i], bounds[i + 1])
