@@ -41,7 +41,7 @@ def test_space_json_for_scripts():
     d = json.loads(res.output)
     assert d["scenario"].startswith("shrink-11008x4096-r16-bf16-t64s9-skewed-")
     assert d["total"] == sum(s["valid"] for s in d["sketches"]) > 1000
-    assert {s["family"] for s in d["sketches"]} == {"tile", "splitk", "gemv", "vllm"}
+    assert {s["family"] for s in d["sketches"]} == {"tile", "splitk", "gemv", "splitk-last", "vllm"}
     assert all({"op", "family", "sketch", "valid"} <= set(s) for s in d["sketches"])
 
 
