@@ -28,6 +28,10 @@ look-back scan relies on too), so the grid needs no residency bound: as many exp
 wide outputs and long batches. Two counters per block: the producers' (``+SPLIT_K`` a launch, their epoch and
 the expanders' target) and the expanders' (``+EXPANDERS`` a launch, their epoch).
 
+The same "last one in" scheme serves the shrink alone (``shrink/splitk-last/*``, ``_shrink_splitlast_kernel``):
+a block's SPLIT_K programs add their partials over the projection's whole rank, and the program whose count
+completes the block writes its rows of v, so an overwriting split-K shrink needs no zeroing launch before it.
+
 No launch zeroes anything and no program waits for the others to finish reading. Each block's counter only
 grows (int64): the e-th launch in which the block has rows finds it in ``[e*G, (e+1)*G)`` when a program starts
 (the program itself is not counted yet), so ``e`` is the launch's epoch; it adds into workspace slot ``e % 2``
