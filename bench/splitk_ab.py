@@ -119,26 +119,22 @@ def main() -> None:
 
     import torch
 
-    from dop_tui.measure.calibrate import device_spec
-    from dop_tui.measure.check import error_against, poisoned_start
-    from dop_tui.measure.timing import make_pool, rotation_copies, time_graph
-    from dop_tui.operands import clone_operands, make_operands
-    from dop_tui.reference import TOLERANCE, reference_loop
+    from dop_tui.measure.check import error_against
+    from dop_tui.measure.gpu_runner import build_state
+    from dop_tui.measure.timing import time_graph
+    from dop_tui.reference import TOLERANCE
 
-    dev = device_spec(torch.cuda.get_device_name())
     rows = []
     for session, scn, top, bkid in cases:
-        base = make_operands(scn, "cuda", seed=0)
-        pool = make_pool(base, rotation_copies(base, dev.l2_bytes))
-        ref, probe, start = reference_loop(base), clone_operands(base), poisoned_start(base)
+        st, _ = build_state(scn)  # the GPU worker's operands, reference and rotation pool
+        pool = st["pool"]
         row = {"session": session, "scenario": scn.key, "baseline": bkid,
                "baseline_us": time_graph(bkid, pool).us, "old": [], "new": []}  # fmt: skip
         for kid, cfg, recorded in top:
             for version in ("old", "new"):
                 binder = _binder(version, args.old, kid, cfg)
-                # error_against binds by kernel id; the old version is checked through the same path
-                err = error_against(kid, probe, cfg, start, ref) if version == "new" else None
-                if err is not None and not err <= TOLERANCE[scn.dtype]:
+                err = error_against(kid, st["probe"], cfg, st["start"], st["ref"], binder=binder)
+                if not err <= TOLERANCE[scn.dtype]:
                     row[version].append({"kernel": kid, "config": cfg, "status": "wrong", "rel_error": err})
                     continue
                 t = time_graph(kid, pool, cfg, binder=binder)
@@ -148,7 +144,7 @@ def main() -> None:
         rows.append(row)
         print(f"{scn.key[:58]:58s} old {best['old']:6.2f} new {best['new']:6.2f} ({best['old'] / best['new']:.3f}x) "
               f"{bkid.rsplit('/', 1)[1]} {row['baseline_us']:6.2f}", flush=True)  # fmt: skip
-        del pool, base
+        del pool, st
         torch.cuda.empty_cache()
     for session in sorted({r["session"] for r in rows}):
         rs = [r for r in rows if r["session"] == session and math.isfinite(r["best_new_us"])]
@@ -156,8 +152,8 @@ def main() -> None:
         m = {v: min(r["baseline_us"] / r[f"best_{v}_us"] for r in rs) for v in ("old", "new")}
         print(f"{session}: {len(rs)} scenarios; vs best baseline: old {g['old']:.3f}x (min {m['old']:.2f}x), "
               f"new {g['new']:.3f}x (min {m['new']:.2f}x); new/old {g['new'] / g['old']:.3f}")  # fmt: skip
-    wrong = sum(1 for r in rows for x in r["new"] if x.get("status") == "wrong")
-    print(f"new version wrong on {wrong} configs")
+    for v in ("old", "new"):
+        print(f"{v} version wrong on {sum(1 for r in rows for x in r[v] if x.get('status') == 'wrong')} configs")
     if args.out:
         Path(args.out).write_text(json.dumps(rows, indent=1))
 

@@ -68,14 +68,11 @@ def main() -> None:
 
     import torch
 
-    from dop_tui.measure.calibrate import device_spec
-    from dop_tui.measure.check import error_against, poisoned_start
-    from dop_tui.measure.timing import make_pool, rotation_copies, time_graph
-    from dop_tui.operands import clone_operands, make_operands
-    from dop_tui.reference import reference_loop
+    from dop_tui.measure.check import error_against
+    from dop_tui.measure.gpu_runner import build_state
+    from dop_tui.measure.timing import time_graph
     from dop_tui.space.sketches import SKETCH_BY_ID
 
-    dev = device_spec(torch.cuda.get_device_name())
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         mods = variants(Path(tmp))
@@ -86,10 +83,9 @@ def main() -> None:
                 m, key = b.measurement, b.scenario
                 if not m.kernel.startswith("fused/splitk/") or not any(x in key for x in args.match):
                     continue
-                scn = s.scenarios[key]
-                ops = make_operands(scn, "cuda", seed=0)
-                pool = make_pool(ops, rotation_copies(ops, dev.l2_bytes))
-                err = error_against(m.kernel, clone_operands(ops), m.config, poisoned_start(ops), reference_loop(ops))
+                st, _ = build_state(s.scenarios[key])  # the GPU worker's operands, reference and rotation pool
+                pool = st["pool"]
+                err = error_against(m.kernel, st["probe"], m.config, st["start"], st["ref"])
                 bname = min(base_us[key], key=base_us[key].__getitem__)
                 row = {"scenario": key, "kernel": m.kernel, "config": m.config, "rel_error": err,
                        "baseline": bname, "baseline_us": time_graph(f"fused/baseline/{bname}", pool).us}  # fmt: skip
@@ -103,7 +99,7 @@ def main() -> None:
                 print(f"{key[:56]:56s} " + " ".join(f"{n} {v:5.2f}" for n, v in t.items())
                       + f" | {bname} {row['baseline_us']:6.2f} (x{row['baseline_us'] / t['full']:.2f}; "
                       f"without the reduction x{row['baseline_us'] / t['nosync']:.2f})", flush=True)  # fmt: skip
-                del pool, ops
+                del pool, st
                 torch.cuda.empty_cache()
     if args.out:
         Path(args.out).write_text(json.dumps(rows, indent=1))

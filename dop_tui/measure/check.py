@@ -7,7 +7,7 @@ wrong value. Either way a wrong kernel fails.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -37,13 +37,14 @@ def poisoned_start(ops: Operands) -> torch.Tensor:
     return ops.out.clone() if ops.scenario.accumulate else torch.full_like(ops.out, float("nan"))
 
 
-def error_against(kernel_id: str, ops: Operands, config: Mapping[str, int], start: torch.Tensor,
-                  ref: torch.Tensor) -> float:  # fmt: skip
+def error_against(kernel_id: str, ops: Operands, config: Mapping[str, int], start: torch.Tensor, ref: torch.Tensor,
+                  binder: Callable[[Operands], Callable[[], None]] | None = None) -> float:  # fmt: skip
     """Relative error of one run of ``kernel_id`` on ``ops``, its output reset to ``start`` first, against
     ``ref`` (the float64 reference of the same operands). The one gate: the CPU checker and the GPU workers
-    both run it; exceptions propagate."""
+    both run it; exceptions propagate. ``binder`` replaces ``bind(kernel_id, ops, config)`` (another version
+    of the kernel, as in ``timing.time_graph``)."""
     ops.out.copy_(start)
-    bind(kernel_id, ops, config)()
+    (binder(ops) if binder else bind(kernel_id, ops, config))()
     if ops.out.is_cuda:
         torch.cuda.synchronize()
     return relative_error(ops.out, ref)

@@ -117,10 +117,13 @@ def _scenario_state(scn: Scenario) -> dict[str, Any]:
     global _STATES
     if _STATES is None:
         _STATES = LruCache(int(SCENARIO_MEMORY_SHARE * torch.cuda.get_device_properties(0).total_memory))
-    return _STATES.get(scn.key, lambda: _build_state(scn))
+    return _STATES.get(scn.key, lambda: build_state(scn))
 
 
-def _build_state(scn: Scenario) -> tuple[dict[str, Any], int]:
+def build_state(scn: Scenario) -> tuple[dict[str, Any], int]:
+    """What measuring ``scn`` on this process's GPU needs, and its size in bytes: the operands (``base``), their
+    float64 reference (``ref``), a copy for the check (``probe``) and its start (``start``), the rotation pool,
+    the device's ceilings (``dev``), the environment record and the best time so far."""
     import torch
 
     from dop_tui.measure.calibrate import device_spec
