@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
-# Tuning runs on one GPU, one call of the device tool each (session 7, issue 12). Sessions and logs go to OUT.
+# Tuning runs on a GPU, one call of the device tool each (sessions 7-8, issue 12). Sessions and logs go to OUT.
 #   bash bench/h200_tune_runs.sh dense-and-resume OUT   the dense expand ground truth, then more search on the
 #                                                       rank-16 fused session until about 570 s have passed
-#   bash bench/h200_tune_runs.sh prefill OUT            the prefill job (shrink, expand, fused), 540 s
 #   bash bench/h200_tune_runs.sh resume OUT NAME S      more search on sessions/NAME.json.gz for S seconds
 #   bash bench/h200_tune_runs.sh job OUT NAME S         a new session OUT/NAME.json.gz from sessions/NAME.toml, S seconds
 # On a machine with several GPUs, set CUDA_VISIBLE_DEVICES per step to run steps side by side.
@@ -25,11 +24,6 @@ case "$STEP" in
         > "$OUT/fused_resume_log.txt" 2>&1
       echo "resume rc=$? after $(( $(date +%s) - START )) s"; tail -12 "$OUT/fused_resume_log.txt"
     fi
-    ;;
-  prefill)
-    dop tune --batch sessions/h200-7b-prefill.toml -o "$OUT/h200-7b-prefill.json.gz" --force --time-limit 540 \
-      > "$OUT/prefill_log.txt" 2>&1
-    echo "prefill rc=$? after $(( $(date +%s) - START )) s"; tail -40 "$OUT/prefill_log.txt"
     ;;
   resume)
     cp "sessions/$3.json.gz" "$OUT/$3.json.gz"
