@@ -1,14 +1,18 @@
 """Which scenarios of a job get the next round's measurements (after Ansor's gradient task scheduler).
 
-The job minimises ``sum_i w_i * best_i``, the (weighted) sum over scenarios of the best time found. Each
-round the scheduler ranks scenarios by the expected drop of that sum per batch spent on them:
+The job minimises ``sum_i w_i * log(best_i)``, the (weighted) sum over scenarios of the log of the best time
+found: the headline is a geo-mean of per-case speedups, so a 10% drop counts the same on a 3 us case as on a
+30 us one. Each round the scheduler ranks scenarios by the expected drop of that sum per batch spent on them:
 
 - warm-up: scenarios with no sketch measurement yet come first, in job order (each gets a first round);
-- then ``gain_i = w_i * (alpha * backward_i + (1 - alpha) * forward_i)``, largest first, where
-  ``backward_i`` is the recent drop of the best per batch (over the last ``window`` batches) and
-  ``forward_i`` the optimistic next drop: the larger of ``best_i / (k_i + 1)`` (diminishing returns after
-  ``k_i`` batches) and the gap to ``beta`` times the time the scenario would take at the best fraction of
-  its roofline floor reached by a similar scenario (same op, shapes, rank, dtype and token count).
+- then ``gain_i = w_i * (alpha * backward_i + (1 - alpha) * forward_i) / best_i`` (to first order, the drop
+  of ``w_i * log(best_i)``), largest first, where ``backward_i`` is the recent drop of the best per batch
+  (over the last ``window`` batches) and ``forward_i`` the optimistic next drop: the larger of
+  ``best_i / (k_i + 1)`` (diminishing returns after ``k_i`` batches) and the gap to ``beta`` times the time
+  the scenario would take at the best fraction of its roofline floor reached by a similar scenario (same op,
+  shapes, rank, dtype and token count, and a floor within ``floor_tol`` of its own: one adapter's bytes
+  (Identical) are no yardstick for many adapters', and a floor fraction carried across them would keep
+  the small-floor scenario looking far from its best forever).
 
 A scenario with no correct time yet counts its fastest baseline as its best. The state is a function of the
 measurements seen, in order (batches are counted as ``batch_size`` measurements, not as rounds), so a
@@ -51,9 +55,11 @@ class Scheduler:
         alpha: float = 0.2,
         beta: float = 2.0,
         window: int = 3,
+        floor_tol: float = 0.1,
     ) -> None:
         self.scenarios = {s.key: s for s in scenarios}
         self.batch_size, self.seed, self.alpha, self.beta, self.window = batch_size, seed, alpha, beta, window
+        self.floor_tol = floor_tol
         self.weights = {k: (weights or {}).get(k, 1.0) for k in self.scenarios}
         self._tracks = {k: _Track() for k in self.scenarios}
         groups: dict[tuple, list[str]] = {}
@@ -82,7 +88,8 @@ class Scheduler:
         return min(t.curve[-1] if t.curve else math.inf, t.baseline)
 
     def gain(self, key: str) -> float:
-        """Expected drop of the weighted objective from the scenario's next batch (inf when nothing is timed)."""
+        """Expected drop of the weighted objective from the scenario's next batch, relative to the scenario's
+        best (inf when nothing is timed)."""
         t, best = self._tracks[key], self.best(key)
         if math.isinf(best):
             return math.inf
@@ -96,13 +103,15 @@ class Scheduler:
         frac = self._best_similar_fraction(key)
         if frac and t.floor_us:
             forward = max(forward, best - self.beta * t.floor_us / frac)
-        return self.weights[key] * (self.alpha * back + (1 - self.alpha) * forward)
+        return self.weights[key] * (self.alpha * back + (1 - self.alpha) * forward) / best
 
     def _best_similar_fraction(self, key: str) -> float | None:
+        own = self._tracks[key].floor_us
         fracs = [
-            self._tracks[k].floor_us / self.best(k)
+            f / self.best(k)
             for k in self._similar[key]
-            if self._tracks[k].floor_us and not math.isinf(self.best(k))
+            if (f := self._tracks[k].floor_us) and own and abs(f - own) <= self.floor_tol * own
+            and not math.isinf(self.best(k))
         ]
         return max(fracs, default=None)
 

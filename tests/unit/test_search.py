@@ -126,12 +126,36 @@ def test_scheduler_warms_up_then_favours_the_larger_expected_gain():
     assert sched.rank()[-1] == b.key
 
 
-def test_scheduler_prefers_slower_scenarios_for_the_sum_of_times():
+def test_scheduler_counts_relative_drops_for_the_geomean():
     a, b = (make_scenario("expand", 16, 4096, 16, "bf16", [1] * n, workload="distinct") for n in (2, 4))
     sched = Scheduler([a, b], batch_size=4)
-    sched.observe(a.key, [Measurement(a.key, "expand/tile/dot", {}, "ok", us=30.0)] * 8)
-    sched.observe(b.key, [Measurement(b.key, "expand/tile/dot", {}, "ok", us=10.0)] * 8)
-    assert sched.rank() == [a.key, b.key]
+    # a: 30 -> 27 us (10%); b: 10 -> 8 us (20%): b's drop is smaller in us but larger in log(time)
+    sched.observe(a.key, [Measurement(a.key, "expand/tile/dot", {}, "ok", us=t) for t in [30.0] * 4 + [27.0] * 4])
+    sched.observe(b.key, [Measurement(b.key, "expand/tile/dot", {}, "ok", us=t) for t in [10.0] * 4 + [8.0] * 4])
+    assert sched.rank() == [b.key, a.key]
+    assert sched.gain(b.key) > sched.gain(a.key)
+
+
+def test_scheduler_does_not_carry_a_floor_fraction_across_unlike_floors():
+    """Identical (one adapter's bytes) and Distinct at the same token count share shapes but not floors: the
+    Distinct case's floor fraction says nothing of how fast the Identical one can go (sessions 4-8 gave 8
+    Identical cases 700+ measurements each and most others 8)."""
+    ident = make_scenario("shrink", 4096, 4096, 16, "bf16", [8], workload="identical")
+    dist = make_scenario("shrink", 4096, 4096, 16, "bf16", [1] * 8, workload="distinct")
+    sched = Scheduler([ident, dist], batch_size=4)
+
+    def ms(scn, us, floor, n):
+        return [Measurement(scn.key, "shrink/tile/dot", {}, "ok", us=us, floor_us=floor)] * n
+
+    sched.observe(ident.key, ms(ident, 4.0, 0.1, 200))  # 50 batches, far from its floor
+    sched.observe(dist.key, ms(dist, 4.0, 2.0, 8))  # 2 batches, at half its floor
+    assert sched.rank() == [dist.key, ident.key]
+    assert sched.gain(ident.key) == pytest.approx(0.8 / 51)  # only diminishing returns: (1 - alpha) / (k + 1)
+    twin = make_scenario("shrink", 4096, 4096, 16, "bf16", [2] * 4, workload="uniform")
+    near = Scheduler([dist, twin], batch_size=4)  # same floor: the fraction carries over
+    near.observe(dist.key, ms(dist, 4.0, 2.0, 200))
+    near.observe(twin.key, ms(twin, 20.0, 2.0, 200))
+    assert near.gain(twin.key) == pytest.approx(0.8 * (20.0 - 2.0 * 4.0) / 20.0)
 
 
 def test_scheduler_weights_and_determinism():
