@@ -101,17 +101,18 @@ class Scheduler:
                 back = (t.curve[j] - t.curve[-1]) / max(1.0, (n - 1 - j) / b)
         forward = best / (n / b + 1)
         frac = self._best_similar_fraction(key)
-        if frac and t.floor_us:
+        if frac:
             forward = max(forward, best - self.beta * t.floor_us / frac)
         return self.weights[key] * (self.alpha * back + (1 - self.alpha) * forward) / best
 
     def _best_similar_fraction(self, key: str) -> float | None:
         own = self._tracks[key].floor_us
+        if not own:
+            return None
         fracs = [
             f / self.best(k)
             for k in self._similar[key]
-            if (f := self._tracks[k].floor_us) and own and abs(f - own) <= self.floor_tol * own
-            and not math.isinf(self.best(k))
+            if (f := self._tracks[k].floor_us) and abs(f - own) <= self.floor_tol * own and not math.isinf(self.best(k))
         ]
         return max(fracs, default=None)
 
