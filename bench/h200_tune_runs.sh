@@ -2,7 +2,8 @@
 # Tuning runs on a GPU, one call of the device tool each (sessions 7-8, issue 12). Sessions and logs go to OUT.
 #   bash bench/h200_tune_runs.sh dense-and-resume OUT   the dense expand ground truth, then more search on the
 #                                                       rank-16 fused session until about 570 s have passed
-#   bash bench/h200_tune_runs.sh resume OUT NAME S      more search on sessions/NAME.json.gz for S seconds
+#   bash bench/h200_tune_runs.sh resume OUT NAME S      more search on sessions/NAME.json.gz for S seconds (the time
+#                                                       decides, not the budget)
 #   bash bench/h200_tune_runs.sh job OUT NAME S         a new session OUT/NAME.json.gz from sessions/NAME.toml, S seconds
 # On a machine with several GPUs, set CUDA_VISIBLE_DEVICES per step to run steps side by side.
 set -u
@@ -27,7 +28,7 @@ case "$STEP" in
     ;;
   resume)
     cp "sessions/$3.json.gz" "$OUT/$3.json.gz"
-    dop tune --batch --resume "$OUT/$3.json.gz" --budget 8000 --time-limit "$4" > "$OUT/$3_resume_log.txt" 2>&1
+    dop tune --batch --resume "$OUT/$3.json.gz" --budget 100000 --time-limit "$4" > "$OUT/$3_resume_log.txt" 2>&1
     echo "$3 resume rc=$? after $(( $(date +%s) - START )) s"; tail -12 "$OUT/$3_resume_log.txt"
     ;;
   job)
