@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from splitk_ab import binder_for, module_from_file
+from kernel_ab import binder_for, module_from_file
 
 from dop_tui.session.store import load
 from dop_tui.session.summary import baseline_times, best_per_scenario
@@ -32,7 +32,7 @@ KERNEL = Path(__file__).resolve().parent.parent / "kernels" / "fused_splitk.py"
 NOWAIT = [("        if WAIT:\n            acc = _await_sum(count_ptr + blk",
            "        if WAIT:\n            if K < 0:\n                acc = _await_sum(count_ptr + blk")]  # fmt: skip
 PATCHES = {
-    "empty": [("    seg = tl.program_id(2)\n", "    seg = tl.program_id(2)\n    if seg >= 0:\n        return\n")],
+    "empty": [("    part = pid_ps % G\n", "    part = pid_ps % G\n    if seg >= 0:\n        return\n")],
     "nowait": NOWAIT,
     "nosync": [*NOWAIT, (
         '            tl.atomic_add(ws_ptrs, acc, mask=t_mask, sem="relaxed")\n'

@@ -85,14 +85,12 @@ def _expand_tile_kernel(
     p = pid_np % NUM_PROJ
     start = tl.load(seg_indptr_ptr + seg)
     end = tl.load(seg_indptr_ptr + seg + 1)
-    row0 = start + pid_m * BLOCK_M
-    if row0 >= end:
-        return
     off, width = _projection(proj_offsets_ptr, p, ALIGN)
-    col0 = pid_n * BLOCK_N
-    if col0 >= width:
-        return
     w = tl.load(weight_idx_ptr + seg).to(tl.int64)
+    row0 = start + pid_m * BLOCK_M
+    col0 = pid_n * BLOCK_N
+    if (row0 >= end) | (col0 >= width) | (w < 0):  # w < 0 never holds: one round trip for the metadata (_common)
+        return
     rm = row0 + tl.arange(0, BLOCK_M)
     rn = col0 + tl.arange(0, BLOCK_N)
     rk = tl.arange(0, BLOCK_K)
@@ -140,12 +138,12 @@ def _expand_gemv_kernel(
     pid_n = pid_np // NUM_PROJ
     p = pid_np % NUM_PROJ
     off, width = _projection(proj_offsets_ptr, p, ALIGN)
-    col0 = pid_n * BLOCK_N
-    if col0 >= width:
-        return
     start = tl.load(seg_indptr_ptr + seg)
     end = tl.load(seg_indptr_ptr + seg + 1)
     w = tl.load(weight_idx_ptr + seg).to(tl.int64)
+    col0 = pid_n * BLOCK_N
+    if (col0 >= width) | (start >= end) | (w < 0):  # w < 0 never holds: one round trip for the metadata (_common)
+        return
     rn = col0 + tl.arange(0, BLOCK_N)
     rk = tl.arange(0, BLOCK_R)
     rt = tl.arange(0, BLOCK_T)

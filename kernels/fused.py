@@ -66,10 +66,11 @@ def _fused_tile_kernel(
         col0 = tl.multiple_of(col0, COL_ALIGN)
         n_cols = tl.multiple_of(n_cols, COL_ALIGN)
     row0 = start + pid_m * BLOCK_M
-    # no rows of this segment, or no column tile of this (narrower) projection left for this split
-    if (row0 >= end) | (split * BLOCK_N >= n_cols):
-        return
     w = tl.load(weight_idx_ptr + seg).to(tl.int64)
+    # no rows of this segment, or no column tile of this (narrower) projection left for this split (w < 0 never
+    # holds: one round trip for the metadata, _common)
+    if (row0 >= end) | (split * BLOCK_N >= n_cols) | (w < 0):
+        return
     rm = row0 + tl.arange(0, BLOCK_M)
     rk = tl.arange(0, BLOCK_K)
     rr = tl.arange(0, BLOCK_R)
@@ -155,11 +156,13 @@ def _fused_gemv_kernel(
     if COL_ALIGN > 1:  # every projection offset and width is a multiple of COL_ALIGN: vectorised y accesses
         col0 = tl.multiple_of(col0, COL_ALIGN)
         n_cols = tl.multiple_of(n_cols, COL_ALIGN)
-    if split * BLOCK_N >= n_cols:  # a narrower projection: no column tile left for this split
-        return
     start = tl.load(seg_indptr_ptr + seg)
     end = tl.load(seg_indptr_ptr + seg + 1)
     w = tl.load(weight_idx_ptr + seg).to(tl.int64)
+    # a narrower projection (no column tile left for this split) or an empty segment (w < 0 never holds: one
+    # round trip for the metadata, _common)
+    if (split * BLOCK_N >= n_cols) | (start >= end) | (w < 0):
+        return
     rt = tl.arange(0, BLOCK_T)
     rk = tl.arange(0, BLOCK_K)
     rr = tl.arange(0, BLOCK_R)

@@ -178,15 +178,16 @@ def _fused_splitk_kernel(
     part = pid_ps % G
     start = tl.load(seg_indptr_ptr + seg)
     end = tl.load(seg_indptr_ptr + seg + 1)
+    w = tl.load(weight_idx_ptr + seg).to(tl.int64)
     row0 = start + pid_m * BLOCK_M
-    if row0 >= end:  # the whole block is past its segment: all of its programs return here
+    # the whole block is past its segment: all of its programs return here
+    if (row0 >= end) | (w < 0):  # w < 0 never holds: one round trip for the metadata (_common)
         return
     col0 = tl.load(proj_offsets_ptr + p)
     n_cols = tl.load(proj_offsets_ptr + p + 1) - col0
     if COL_ALIGN > 1:  # every projection offset and width is a multiple of COL_ALIGN: vectorised y accesses
         col0 = tl.multiple_of(col0, COL_ALIGN)
         n_cols = tl.multiple_of(n_cols, COL_ALIGN)
-    w = tl.load(weight_idx_ptr + seg).to(tl.int64)
     rm = row0 + tl.arange(0, BLOCK_M)
     rr = tl.arange(0, BLOCK_R)
     rn = tl.arange(0, BLOCK_N)
@@ -433,10 +434,10 @@ def _shrink_splitlast_kernel(
     part = pid_ps % SPLIT_K
     start = tl.load(seg_indptr_ptr + seg)
     end = tl.load(seg_indptr_ptr + seg + 1)
-    row0 = start + pid_m * BLOCK_M
-    if row0 >= end:  # the whole block is past its segment: all of its programs return here
-        return
     w = tl.load(weight_idx_ptr + seg).to(tl.int64)
+    row0 = start + pid_m * BLOCK_M
+    if (row0 >= end) | (w < 0):  # w < 0 never holds: one round trip for the metadata (_common)
+        return
     blk = (seg * tl.num_programs(1) + pid_m) * (tl.num_programs(0) // SPLIT_K) + p
     found = tl.load(count_ptr + blk, cache_modifier=".cg")  # this launch's epoch: found // SPLIT_K
     rm = row0 + tl.arange(0, BLOCK_M)

@@ -55,10 +55,10 @@ def _shrink_tile_kernel(
     pid_k = pid_nk % SPLIT_K
     start = tl.load(seg_indptr_ptr + seg)
     end = tl.load(seg_indptr_ptr + seg + 1)
-    row0 = start + pid_m * BLOCK_M
-    if row0 >= end:
-        return
     w = tl.load(weight_idx_ptr + seg).to(tl.int64)
+    row0 = start + pid_m * BLOCK_M
+    if (row0 >= end) | (w < 0):  # w < 0 never holds: one round trip for the metadata (_common)
+        return
     rm = row0 + tl.arange(0, BLOCK_M)
     rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     rk = pid_k * BLOCK_K + tl.arange(0, BLOCK_K)
@@ -179,6 +179,8 @@ def _shrink_gemv_kernel(
     start = tl.load(seg_indptr_ptr + seg)
     end = tl.load(seg_indptr_ptr + seg + 1)
     w = tl.load(weight_idx_ptr + seg).to(tl.int64)
+    if (start >= end) | (w < 0):  # w < 0 never holds: one round trip for the metadata (_common)
+        return
     rt = tl.arange(0, BLOCK_T)
     rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     rk = pid_k * BLOCK_K + tl.arange(0, BLOCK_K)

@@ -36,21 +36,43 @@ class CompiledLaunch:
     local_bytes: int | None  # per-thread local memory: register spills and stack arrays
     shared_bytes: int
     num_warps: int
+    loads_before_exit: int | None = None  # global loads issued before the first exit in the machine code
 
 
-def _resource_usage(cubin: bytes) -> tuple[int | None, int | None]:
-    """(registers, local bytes) from ``cuobjdump -res-usage`` of the cubin (the tool ships with triton)."""
+def _cuobjdump(cubin: bytes, flag: str) -> str | None:
+    """``cuobjdump FLAG`` of the cubin (the tool ships with triton), or None without the tool."""
     import triton
 
     tool = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
     if not tool.exists():
-        return None, None
+        return None
     with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
         f.write(cubin)
         f.flush()
-        text = subprocess.run([str(tool), "-res-usage", f.name], capture_output=True, text=True, check=False).stdout
+        return subprocess.run([str(tool), flag, f.name], capture_output=True, text=True, check=False).stdout
+
+
+def _resource_usage(cubin: bytes) -> tuple[int | None, int | None]:
+    """(registers, local bytes) from ``cuobjdump -res-usage``."""
+    text = _cuobjdump(cubin, "-res-usage")
+    if text is None:
+        return None, None
     reg, local = re.search(r"REG:(\d+)", text), re.search(r"LOCAL:(\d+)", text)
     return (int(reg.group(1)) if reg else None), (int(local.group(1)) if local else None)
+
+
+def loads_before_exit(cubin: bytes) -> int | None:
+    """How many global loads (``LDG``) the SASS issues before its first ``EXIT``: the metadata a program
+    fetches in its first round trip to memory when an early exit depends on it."""
+    text = _cuobjdump(cubin, "-sass")
+    if text is None:
+        return None
+    n = 0
+    for op in re.findall(r"\b(LDG|EXIT)\b", text):
+        if op == "EXIT":
+            return n
+        n += 1
+    return n
 
 
 @contextlib.contextmanager
@@ -117,7 +139,8 @@ def compile_launches(recorded: list[tuple[Any, tuple, dict]], capability: int = 
         src = ASTSource(fn, sig, constexprs=const, attrs=attrs)
         k = triton.compile(src, target=GPUTarget("cuda", capability, 32), options=opts)
         regs, local = _resource_usage(k.asm["cubin"])
-        out.append(CompiledLaunch(fn.__name__, regs, local, int(k.metadata.shared), int(k.metadata.num_warps)))
+        out.append(CompiledLaunch(fn.__name__, regs, local, int(k.metadata.shared), int(k.metadata.num_warps),
+                                  loads_before_exit(k.asm["cubin"])))  # fmt: skip
     return out
 
 

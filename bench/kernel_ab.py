@@ -1,14 +1,15 @@
-"""A/B timing of two versions of the split-K fused kernel on the configs a tuning session found fastest.
+"""A/B timing of two versions of our kernels on the configs a tuning session found fastest.
 
-  git show REV:kernels/fused_splitk.py > .ab/fused_splitk_old.py
-  python bench/splitk_ab.py .ab/fused_splitk_old.py SESSION [SESSION ...] [--top 2] [--out FILE.json]
+  mkdir -p .ab/REV && git archive REV kernels | tar -x -C .ab/REV
+  python bench/kernel_ab.py .ab/REV/kernels SESSION [SESSION ...] [--sketches fused/splitk/] [--top 2] [--out F.json]
 
-For every decode scenario of the sessions, the ``--top`` fastest recorded configs of ``fused/splitk/*`` are run
-with the old version (the file given) and the working tree's, both checked against the float64 reference and
-timed one after the other by the tuner's method (a CUDA graph over copies rotated past L2); the session's
-fastest baseline of the scenario is timed again in the same process. Kernels are compiled first, in parallel
-worker processes (one Triton cache). Prints per scenario the best of each version and the baseline, and the
-geo-mean speedup over the baseline of each version; ``--out`` writes the rows as JSON.
+For every decode scenario of the sessions, the ``--top`` fastest recorded configs of the sketches whose ids start
+with one of ``--sketches`` (default: every sketch of ours) are run with the old version (the kernel file of the
+same name in the folder given) and the working tree's, both checked against the float64 reference and timed
+one after the other by the tuner's method (a CUDA graph over copies rotated past L2); the session's fastest
+baseline of the scenario is timed again in the same process. Kernels are compiled first, in parallel worker
+processes (one Triton cache). Prints per scenario the best of each version and the baseline, and per session
+and op the geo-mean speedup over the baseline of each version; ``--out`` writes the rows as JSON.
 """
 
 from __future__ import annotations
@@ -28,8 +29,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from dop_tui.scenario import Scenario
 from dop_tui.session.store import load
 from dop_tui.session.summary import baseline_times
-
-OLD_NAME = "dop_tui.kernels._fused_splitk_ab_old"
 
 
 def module_from_file(path: str, name: str):
@@ -53,27 +52,27 @@ def binder_for(launcher, kid: str, cfg: dict):
     return bind
 
 
-def _binder(version: str, old_path: str, kid: str, cfg: dict):
-    """Sketch ``kid`` with ``cfg``: the working tree's launcher, or the old file's."""
+def _binder(version: str, old_dir: str, kid: str, cfg: dict):
+    """Sketch ``kid`` with ``cfg``: the working tree's launcher, or the one of its kernel file in ``old_dir``."""
     from dop_tui.space.sketches import SKETCH_BY_ID
 
     entry = SKETCH_BY_ID[kid].entry
-    old = version == "old"
-    return binder_for(
-        getattr(module_from_file(old_path, OLD_NAME), entry.function) if old else entry.resolve(), kid, cfg
-    )
+    if version == "new":
+        return binder_for(entry.resolve(), kid, cfg)
+    old = module_from_file(str(Path(old_dir) / f"{entry.module}.py"), f"dop_tui.kernels._ab_old_{entry.module}")
+    return binder_for(getattr(old, entry.function), kid, cfg)
 
 
 def _warm(args: tuple[str, list[tuple[dict, str, str, dict]]]) -> int:
     """Compile (one call each) a share of the (scenario, version, kernel, config) items; returns failures."""
-    old_path, items = args
+    old_dir, items = args
     from dop_tui.operands import make_operands
 
     bad = 0
     for scn_json, version, kid, cfg in items:
         try:
             ops = make_operands(Scenario.from_json(scn_json), "cuda", seed=0)
-            _binder(version, old_path, kid, cfg)(ops)()
+            _binder(version, old_dir, kid, cfg)(ops)()
         except Exception as exc:  # reported; the timing pass names it again
             bad += 1
             print(f"warm: {kid} {cfg}: {type(exc).__name__}: {exc}"[:300], flush=True)
@@ -82,22 +81,27 @@ def _warm(args: tuple[str, list[tuple[dict, str, str, dict]]]) -> int:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("old")
+    p.add_argument("old", help="a folder with the old version's kernel files")
     p.add_argument("sessions", nargs="+")
+    p.add_argument("--sketches", action="append", default=[], help="sketch id prefix (any of them; default all)")
     p.add_argument("--top", type=int, default=2)
     p.add_argument("--workers", type=int, default=12)
     p.add_argument("--out", default="")
     args = p.parse_args()
 
+    from dop_tui.space.sketches import SKETCH_BY_ID
+
+    prefixes = tuple(args.sketches) or ("",)
     cases = []  # (session, scenario, configs, best baseline id)
     for path in args.sessions:
         s = load(path)
         base = baseline_times(s)
         for key, scn in s.scenarios.items():
-            if scn.op != "fused" or not base.get(key) or "prefill" in key:
+            if not base.get(key) or "prefill" in key:
                 continue
             ms = sorted((m for m in s.measurements if m.scenario == key and m.status == "ok" and m.us
-                         and m.kernel.startswith("fused/splitk/") and not m.screening), key=lambda m: m.us)  # fmt: skip
+                         and m.kernel in SKETCH_BY_ID and m.kernel.startswith(prefixes) and not m.screening),
+                        key=lambda m: m.us)  # fmt: skip
             top, seen = [], set()
             for m in ms:
                 sig = (m.kernel, tuple(sorted(m.config.items())))
@@ -108,7 +112,7 @@ def main() -> None:
                     break
             if top:
                 bname = min(base[key], key=base[key].__getitem__)
-                cases.append((Path(path).name, scn, top, f"fused/baseline/{bname}"))
+                cases.append((Path(path).name, scn, top, f"{scn.op}/baseline/{bname}"))
     items = [(scn.to_json(), v, kid, cfg) for _, scn, top, _ in cases for kid, cfg, _ in top for v in ("old", "new")]
     t0 = time.perf_counter()
     shares = [(args.old, items[i :: args.workers]) for i in range(args.workers)]
@@ -146,11 +150,12 @@ def main() -> None:
               f"{bkid.rsplit('/', 1)[1]} {row['baseline_us']:6.2f}", flush=True)  # fmt: skip
         del pool, st
         torch.cuda.empty_cache()
-    for session in sorted({r["session"] for r in rows}):
-        rs = [r for r in rows if r["session"] == session and math.isfinite(r["best_new_us"])]
+    for session, op in sorted({(r["session"], r["baseline"].split("/")[0]) for r in rows}):
+        rs = [r for r in rows if r["session"] == session and r["baseline"].startswith(op + "/")
+              and math.isfinite(r["best_new_us"]) and math.isfinite(r["best_old_us"])]  # fmt: skip
         g = {v: geometric_mean([r["baseline_us"] / r[f"best_{v}_us"] for r in rs]) for v in ("old", "new")}
         m = {v: min(r["baseline_us"] / r[f"best_{v}_us"] for r in rs) for v in ("old", "new")}
-        print(f"{session}: {len(rs)} scenarios; vs best baseline: old {g['old']:.3f}x (min {m['old']:.2f}x), "
+        print(f"{session} {op}: {len(rs)} scenarios; vs best baseline: old {g['old']:.3f}x (min {m['old']:.2f}x), "
               f"new {g['new']:.3f}x (min {m['new']:.2f}x); new/old {g['new'] / g['old']:.3f}")  # fmt: skip
     for v in ("old", "new"):
         print(f"{v} version wrong on {sum(1 for r in rows for x in r[v] if x.get('status') == 'wrong')} configs")
