@@ -189,15 +189,20 @@ def _expand_walk_kernel(
     pid_n = tl.program_id(1)
     p = tl.program_id(2)
     off, width = _projection(proj_offsets_ptr, p, ALIGN)
+    seg_first = pid_s * SEGS_PER_PROG
+    # the first segment's metadata loads with the projection's, so that the loop's loads of it hit L1 (neither
+    # test on it ever holds: one round trip for the metadata, _common)
+    first_start = tl.load(seg_indptr_ptr + seg_first)
+    first_end = tl.load(seg_indptr_ptr + seg_first + 1)
+    first_w = tl.load(weight_idx_ptr + seg_first)
     col0 = pid_n * BLOCK_N
-    if col0 >= width:
+    if (col0 >= width) | (first_w < 0) | (first_start > first_end):
         return
     rn = col0 + tl.arange(0, BLOCK_N)
     rk = tl.arange(0, BLOCK_R)
     n_mask = (rn < width) | EVEN_N
     k_mask = (rk < RANK) | EVEN_R
     v_cols = p * RANK + rk
-    seg_first = pid_s * SEGS_PER_PROG
     seg_stop = tl.minimum(seg_first + SEGS_PER_PROG, S)
     for seg in range(seg_first, seg_stop):
         start = tl.load(seg_indptr_ptr + seg)
