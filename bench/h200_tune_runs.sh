@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Tuning runs on a GPU, one call of the device tool each (sessions 7-8, issue 12). Sessions and logs go to OUT.
+# Tuning runs on a GPU, one call of the device tool each (sessions 7-9, issue 12). Sessions and logs go to OUT.
 #   bash bench/h200_tune_runs.sh dense-and-resume OUT   the dense expand ground truth, then more search on the
 #                                                       rank-16 fused session until about 570 s have passed
 #   bash bench/h200_tune_runs.sh resume OUT NAME S      more search on sessions/NAME.json.gz for S seconds (the time
 #                                                       decides, not the budget)
 #   bash bench/h200_tune_runs.sh job OUT NAME S         a new session OUT/NAME.json.gz from sessions/NAME.toml, S seconds
+#   bash bench/h200_tune_runs.sh ab OUT OLD_KERNELS      bench/kernel_ab.py: the old kernels (a folder, carried) against
+#                                                       the working tree's on the top-2 configs of the rank-16 and
+#                                                       rank-64 fused, shrink and decode sessions (about 400 scenarios)
 # On a machine with several GPUs, set CUDA_VISIBLE_DEVICES per step to run steps side by side.
 set -u
 STEP=$1
@@ -34,6 +37,12 @@ case "$STEP" in
   job)
     dop tune --batch "sessions/$3.toml" -o "$OUT/$3.json.gz" --force --time-limit "$4" > "$OUT/$3_log.txt" 2>&1
     echo "$3 rc=$? after $(( $(date +%s) - START )) s"; tail -40 "$OUT/$3_log.txt"
+    ;;
+  ab)
+    python3 bench/kernel_ab.py "$3" sessions/h200-7b-fused.json.gz sessions/h200-7b-fused-r64.json.gz \
+      sessions/h200-7b-shrink.json.gz sessions/h200-7b-decode.json.gz --workers 14 --out "$OUT/kernel_ab.json" \
+      > "$OUT/kernel_ab.txt" 2>&1
+    echo "ab rc=$? after $(( $(date +%s) - START )) s"; grep -v "^fused-\|^shrink-\|^expand-" "$OUT/kernel_ab.txt" | tail -20
     ;;
   *) echo "unknown step $STEP"; exit 2 ;;
 esac
