@@ -137,7 +137,11 @@ def main() -> None:
         for kid, cfg, recorded in top:
             for version in ("old", "new"):
                 binder = _binder(version, args.old, kid, cfg)
-                err = error_against(kid, st["probe"], cfg, st["start"], st["ref"], binder=binder)
+                try:
+                    err = error_against(kid, st["probe"], cfg, st["start"], st["ref"], binder=binder)
+                except Exception as exc:  # e.g. a recorded config the version rejects: reported, not fatal
+                    row[version].append({"kernel": kid, "config": cfg, "status": "error", "message": str(exc)[:300]})
+                    continue
                 if not err <= TOLERANCE[scn.dtype]:
                     row[version].append({"kernel": kid, "config": cfg, "status": "wrong", "rel_error": err})
                     continue
@@ -158,7 +162,8 @@ def main() -> None:
         print(f"{session} {op}: {len(rs)} scenarios; vs best baseline: old {g['old']:.3f}x (min {m['old']:.2f}x), "
               f"new {g['new']:.3f}x (min {m['new']:.2f}x); new/old {g['new'] / g['old']:.3f}")  # fmt: skip
     for v in ("old", "new"):
-        print(f"{v} version wrong on {sum(1 for r in rows for x in r[v] if x.get('status') == 'wrong')} configs")
+        bad = [x.get("status") for r in rows for x in r[v] if "us" not in x]
+        print(f"{v} version wrong on {bad.count('wrong')} configs, failed on {bad.count('error')}")
     if args.out:
         Path(args.out).write_text(json.dumps(rows, indent=1))
 
