@@ -67,8 +67,9 @@ version = "0.1.0"
 description = "SGMV multi-LoRA Triton kernels tuned by dop-tui for {table["device"]}"
 readme = "README.md"
 requires-python = ">=3.10"
-# Bring your own torch build (CUDA or CPU); no version is forced.
-dependencies = ["torch", "triton"]
+# Bring your own torch build (CUDA or CPU); no version is forced. numpy: the self-test on a CPU runs the kernels
+# in Triton's interpreter, which imports it.
+dependencies = ["torch", "triton", "numpy"]
 
 [tool.setuptools]
 packages = ["{name}", "{name}.kernels"]
