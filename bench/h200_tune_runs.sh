@@ -8,6 +8,8 @@
 #   bash bench/h200_tune_runs.sh ab OUT OLD_KERNELS      bench/kernel_ab.py: the old kernels (a folder, carried) against
 #                                                       the working tree's on the top-2 configs of the rank-16 and
 #                                                       rank-64 fused, shrink and decode sessions (about 400 scenarios)
+#   bash bench/h200_tune_runs.sh ablate OUT             bench/kernel_ablation.py on the shrink session and the decode
+#                                                       session's expand cases: launch, metadata round trip, the rest
 # On a machine with several GPUs, set CUDA_VISIBLE_DEVICES per step to run steps side by side.
 set -u
 STEP=$1
@@ -43,6 +45,14 @@ case "$STEP" in
       sessions/h200-7b-shrink.json.gz sessions/h200-7b-decode.json.gz --workers 14 --out "$OUT/kernel_ab.json" \
       > "$OUT/kernel_ab.txt" 2>&1
     echo "ab rc=$? after $(( $(date +%s) - START )) s"; grep -v "^fused-\|^shrink-\|^expand-" "$OUT/kernel_ab.txt" | tail -20
+    ;;
+  ablate)
+    python3 bench/kernel_ablation.py sessions/h200-7b-shrink.json.gz --out "$OUT/ablation_shrink.json" \
+      > "$OUT/ablation_shrink.txt" 2>&1
+    echo "shrink ablation rc=$? after $(( $(date +%s) - START )) s"
+    python3 bench/kernel_ablation.py sessions/h200-7b-decode.json.gz --sketches expand/ \
+      --out "$OUT/ablation_expand.json" > "$OUT/ablation_expand.txt" 2>&1
+    echo "expand ablation rc=$? after $(( $(date +%s) - START )) s"; tail -5 "$OUT"/ablation_*.txt
     ;;
   *) echo "unknown step $STEP"; exit 2 ;;
 esac

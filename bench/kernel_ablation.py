@@ -1,0 +1,136 @@
+"""Where a kernel's time goes: the best config of chosen scenarios, timed as the kernel and as ablations generated
+from its source (kernels to time, not to use: their results are wrong). Per kernel file:
+
+- ``empty`` (every file): every program returns at once (the launch of the same grid, its scheduling and drain);
+- ``meta`` (every file): every program returns right after its metadata (segment bounds, adapter index,
+  projection offsets) has arrived: the launch plus the first dependent round trip to memory;
+- ``nosync`` (``fused_splitk``): no reduction across programs (no atomics, no count, no wait): each program
+  expands its own partial, so what is left is loading x, A, B and y, the two products and the store;
+- ``nowait`` (``fused_splitk``): the partials' atomics and the count, but nobody waits or reads the workspace.
+
+``meta - empty`` is the metadata round trip, ``full - meta`` the operands' loads, the products and the store
+(and, for the split-K kernel, ``full - nosync`` the dependent reduction). Timed by the tuner's method (a CUDA
+graph over copies rotated past L2), beside the scenario's fastest baseline, timed again.
+
+  python bench/kernel_ablation.py SESSION [SESSION ...] [--sketches fused/splitk/] [--match t1s1-distinct ...]
+                                  [--out FILE.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from kernel_ab import binder_for, module_from_file
+
+from dop_tui.session.store import load
+from dop_tui.session.summary import baseline_times, best_per_scenario
+
+KERNELS = Path(__file__).resolve().parent.parent / "kernels"
+RETURN = "\n        return\n"
+NOWAIT = [("        if WAIT:\n            acc = _await_sum(count_ptr + blk",
+           "        if WAIT:\n            if K < 0:\n                acc = _await_sum(count_ptr + blk")]  # fmt: skip
+# (old, new) source patches per ablation, every occurrence replaced; each must occur. The metadata exits test
+# ``w < 0``, which never holds (kernels/_common.py): ``w >= 0`` always holds, so the program ends there.
+PATCHES: dict[str, dict[str, list[tuple[str, str]]]] = {
+    "fused_splitk": {
+        "empty": [("    part = pid_ps % G\n", "    part = pid_ps % G\n    if seg >= 0:" + RETURN),
+                  ("    part = pid_ps % SPLIT_K\n", "    part = pid_ps % SPLIT_K\n    if seg >= 0:" + RETURN)],
+        "meta": [("    if (row0 >= end) | (w < 0):", "    if (row0 >= end) | (w >= 0):")],
+        "nowait": NOWAIT,
+        "nosync": [*NOWAIT, (
+            '            tl.atomic_add(ws_ptrs, acc, mask=t_mask, sem="relaxed")\n'
+            "        tl.debug_barrier()  # every thread's partial is in before the count says so\n"
+            '        arrived = tl.atomic_add(count_ptr + blk, 1, sem="acq_rel") + 1\n',
+            "            pass\n        arrived = found + 1\n",
+        )],
+    },
+    "expand": {
+        "empty": [("    pid_np = tl.program_id(2)\n", "    pid_np = tl.program_id(2)\n    if seg >= 0:" + RETURN),
+                  ("    pid_np = tl.program_id(1)\n", "    pid_np = tl.program_id(1)\n    if seg >= 0:" + RETURN),
+                  ("    p = tl.program_id(2)\n", "    p = tl.program_id(2)\n    if p >= 0:" + RETURN)],
+        "meta": [("| (w < 0):", "| (w >= 0):"), ("| (first_w < 0) |", "| (first_w >= 0) |")],
+    },
+    "shrink": {
+        "empty": [("    pid_nk = tl.program_id(2)\n", "    pid_nk = tl.program_id(2)\n    if seg >= 0:" + RETURN),
+                  ("    pid_nk = tl.program_id(1)\n", "    pid_nk = tl.program_id(1)\n    if seg >= 0:" + RETURN)],
+        "meta": [("| (w < 0):", "| (w >= 0):")],
+    },
+}  # fmt: skip
+
+
+def variants(module: str, folder: Path) -> dict[str, object]:
+    """Kernel file ``module`` and its ablations, written to ``folder`` and imported."""
+    path = KERNELS / f"{module}.py"
+    source = path.read_text()
+    mods = {"full": module_from_file(str(path), f"dop_tui.kernels._ablation_{module}_full")}
+    for name, patches in PATCHES.get(module, {}).items():
+        text = source
+        for old, new in patches:
+            if old not in text:
+                raise SystemExit(f"{module} {name}: the kernel source changed; update the patch for {old[:60]!r}")
+            text = text.replace(old, new)
+        out = folder / f"{module}_{name}.py"
+        out.write_text(text)
+        mods[name] = module_from_file(str(out), f"dop_tui.kernels._ablation_{module}_{name}")
+    return mods
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("sessions", nargs="+")
+    p.add_argument("--sketches", action="append", default=[], help="sketch id prefix (any of them; default all)")
+    p.add_argument("--match", action="append", default=[], help="scenario key substring (any of them)")
+    p.add_argument("--out", default="")
+    args = p.parse_args()
+
+    import torch
+
+    from dop_tui.measure.check import error_against
+    from dop_tui.measure.gpu_runner import build_state
+    from dop_tui.measure.timing import time_graph
+    from dop_tui.space.sketches import SKETCH_BY_ID
+
+    prefixes, rows = tuple(args.sketches) or ("",), []
+    with tempfile.TemporaryDirectory() as tmp:
+        mods: dict[str, dict[str, object]] = {}
+        for path in args.sessions:
+            s = load(path)
+            base_us = baseline_times(s)
+            for b in best_per_scenario(s):
+                m, key = b.measurement, b.scenario
+                entry = SKETCH_BY_ID[m.kernel].entry if m.kernel in SKETCH_BY_ID else None
+                if not entry or entry.module not in PATCHES or not m.kernel.startswith(prefixes):
+                    continue
+                if args.match and not any(x in key for x in args.match):
+                    continue
+                if entry.module not in mods:
+                    mods[entry.module] = variants(entry.module, Path(tmp))
+                scn = s.scenarios[key]
+                st, _ = build_state(scn)  # the GPU worker's operands, reference and rotation pool
+                pool = st["pool"]
+                err = error_against(m.kernel, st["probe"], m.config, st["start"], st["ref"])
+                bname = min(base_us[key], key=base_us[key].__getitem__)
+                row = {"scenario": key, "kernel": m.kernel, "config": m.config, "rel_error": err, "baseline": bname,
+                       "baseline_us": time_graph(f"{scn.op}/baseline/{bname}", pool).us}  # fmt: skip
+                for name, mod in mods[entry.module].items():
+                    binder = binder_for(getattr(mod, entry.function), m.kernel, m.config)
+                    row[name] = time_graph(m.kernel, pool, m.config, binder=binder).us
+                rows.append(row)
+                t = {n: row[n] for n in mods[entry.module]}
+                print(f"{key[:56]:56s} " + " ".join(f"{n} {v:5.2f}" for n, v in t.items())
+                      + f" | {bname} {row['baseline_us']:6.2f} (x{row['baseline_us'] / t['full']:.2f})",
+                      flush=True)  # fmt: skip
+                del pool, st
+                torch.cuda.empty_cache()
+    if args.out:
+        Path(args.out).write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()
