@@ -157,6 +157,9 @@ def main() -> None:
     for session, op in sorted({(r["session"], r["baseline"].split("/")[0]) for r in rows}):
         rs = [r for r in rows if r["session"] == session and r["baseline"].startswith(op + "/")
               and math.isfinite(r["best_new_us"]) and math.isfinite(r["best_old_us"])]  # fmt: skip
+        if not rs:
+            print(f"{session} {op}: no scenario with both versions timed")
+            continue
         g = {v: geometric_mean([r["baseline_us"] / r[f"best_{v}_us"] for r in rs]) for v in ("old", "new")}
         m = {v: min(r["baseline_us"] / r[f"best_{v}_us"] for r in rs) for v in ("old", "new")}
         print(f"{session} {op}: {len(rs)} scenarios; vs best baseline: old {g['old']:.3f}x (min {m['old']:.2f}x), "
