@@ -39,13 +39,15 @@ def run_batch(
     console: Console,
     time_limit_s: float | None = None,
     force: bool = False,
+    retime_baselines: bool = False,
 ) -> int:
     """Run the job headless; returns the exit code. ``time_limit_s`` stops it after the round in flight then;
-    ``force`` lets ``output`` replace an existing file."""
+    ``force`` lets ``output`` replace an existing file; ``retime_baselines`` times every baseline again first."""
     from dop_tui.run_control import RunControl
 
     control = RunControl(time_limit_s)
     controls = control.make_controls()
+    controls.retime_baselines = retime_baselines
     if output is None and resume is None and job is not None:
         output = default_output(job)
     seen = Session()  # what the final table is built from: the resumed session's measurements and the new ones

@@ -54,6 +54,14 @@ def tune(
     time_limit: Annotated[
         float | None, typer.Option("--time-limit", min=1, help="With --batch: stop after this many seconds.")
     ] = None,
+    retime_baselines: Annotated[
+        bool,
+        typer.Option(
+            "--retime-baselines",
+            help="With --batch: time every baseline again before searching (a resume on another machine or day; "
+            "reports take each baseline's fastest time).",
+        ),
+    ] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=print_version, is_eager=True, help="Print the version and exit.")
     ] = False,
@@ -73,6 +81,9 @@ def tune(
     except (JobError, SessionError) as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None
+    if retime_baselines and not batch:
+        console.print("[red]error:[/] --retime-baselines works with --batch")
+        raise typer.Exit(2)
     if batch:
         if job is None and resume is None:
             console.print("[red]error:[/] --batch needs a job file (JOB.toml) or --resume SESSION")
@@ -80,7 +91,7 @@ def tune(
         from dop_tui.batch import run_batch
 
         raise typer.Exit(run_batch(job, output=output, resume=resume, console=console, time_limit_s=time_limit,
-                                   force=force))  # fmt: skip
+                                   force=force, retime_baselines=retime_baselines))  # fmt: skip
     from dop_tui.ui.app import run_app
 
     run_app(job, resume, output=output)

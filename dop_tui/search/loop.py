@@ -5,7 +5,9 @@
 - ``JobStarted``;
 - round 0, the baselines (``space.BASELINES`` of each scenario's op; they do not count toward the budget):
   ``RoundStarted``, one ``Measured`` per scenario, ``RoundDone``. A resume whose prior holds every baseline
-  skips it; one that lacks some measures those in its first round;
+  skips it; one that lacks some measures those in its first round; with ``controls.retime_baselines`` it times
+  every baseline again (reports take each baseline's fastest time, so a run on another machine or day is
+  compared with baselines timed beside it; such a resume no longer replays the uninterrupted run);
 - each search round: ``RoundStarted`` (the scenarios the scheduler picked), one ``CandidatesProposed`` per
   picked scenario (best predicted first), then one ``Measured`` per picked scenario; then ``ModelRetrained``
   (metrics of the
@@ -104,6 +106,7 @@ class SearchControls:
     pinned: set[str] = field(default_factory=set)
     only: frozenset[str] = frozenset()  # the job's own sketch list (``sketches`` in its file): an op it names
     # searches only those
+    retime_baselines: bool = False  # round 0 times every baseline again, even those the prior holds
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
 
     def toggle_excluded(self, sketch_id: str) -> bool:
@@ -264,7 +267,9 @@ def tune(
         tuple(scns.values()),
     )  # fmt: skip
 
-    missing = {k: [b.id for b in BASELINES if b.op == s.op and b.id not in state.baselines[k]] for k, s in scns.items()}
+    again = controls.retime_baselines
+    missing = {k: [b.id for b in BASELINES if b.op == s.op and (again or b.id not in state.baselines[k])]
+               for k, s in scns.items()}  # fmt: skip
     missing = {k: ids for k, ids in missing.items() if ids}
     if missing and not controls.stop.is_set():
         yield RoundStarted(rnd, tuple(missing), state.used)

@@ -61,6 +61,7 @@ def test_bad_flags_exit_nonzero_with_message():
         (["space", "--h-in", "99999999", "--h-out", "8"], "--h-in must be between"),
         (["space", "--h-in", "64", "--h-out", "64,0"], "--h-out"),
         (["check", "--backend", "tpu"], "unknown backend"),
+        (["tune", "sessions/replay-h200.toml", "--retime-baselines"], "--retime-baselines works with --batch"),
     ]:
         res = runner.invoke(app, args)
         assert res.exit_code == 2, (args, res.output)

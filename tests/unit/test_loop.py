@@ -157,6 +157,24 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(replay, make_model):
     assert rest[1:] == full[cut:]  # the same rounds, proposals, measurements, metrics and bests
 
 
+def test_retime_baselines_times_every_baseline_again_outside_the_budget(replay):
+    scns, _ = replay
+    first = run(replay, budget=16)
+    prior = [m for e in first if isinstance(e, Measured) for m in e.measurements]
+
+    def baselines(events):
+        return [(e.round, m.kernel) for e in events if isinstance(e, Measured) for m in e.measurements
+                if m.kernel not in SKETCH_BY_ID]  # fmt: skip
+
+    assert baselines(run(replay, budget=32, prior=prior)) == []  # the prior holds them all
+    again = run(replay, budget=32, prior=prior, controls=SearchControls(retime_baselines=True))
+    start = rounds_in(prior)
+    assert sorted(baselines(again)) == sorted(
+        (start, b.id) for s in scns for b in BASELINES if b.op == s.op
+    )  # every one, once, in the resumed run's first round
+    assert again[-1].budget_used == 32 and again[-1].reason == "budget"  # and not counted
+
+
 def test_excluded_and_pinned_sketches(replay):
     excluded = SearchControls(excluded={"shrink/splitk/dot", "expand/tile/dot"})
     seen = {m.kernel for e in run(replay, controls=excluded) if isinstance(e, Measured) for m in e.measurements}
