@@ -3,7 +3,7 @@
 #   bash bench/h200_tune_runs.sh dense-and-resume OUT   the dense expand ground truth, then more search on the
 #                                                       rank-16 fused session until about 570 s have passed
 #   bash bench/h200_tune_runs.sh resume OUT NAME S      more search on sessions/NAME.json.gz for S seconds (the time
-#                                                       decides, not the budget)
+#                                                       decides, not the budget), its baselines timed again first
 #   bash bench/h200_tune_runs.sh job OUT NAME S         a new session OUT/NAME.json.gz from sessions/NAME.toml, S seconds
 #   bash bench/h200_tune_runs.sh ab OUT OLD_KERNELS      bench/kernel_ab.py: the old kernels (a folder, carried) against
 #                                                       the working tree's on the top-2 configs of the rank-16 and
@@ -33,7 +33,7 @@ case "$STEP" in
     ;;
   resume)
     cp "sessions/$3.json.gz" "$OUT/$3.json.gz"
-    dop tune --batch --resume "$OUT/$3.json.gz" --budget 100000 --time-limit "$4" > "$OUT/$3_resume_log.txt" 2>&1
+    dop tune --batch --resume "$OUT/$3.json.gz" --budget 100000 --time-limit "$4" --retime-baselines > "$OUT/$3_resume_log.txt" 2>&1
     echo "$3 resume rc=$? after $(( $(date +%s) - START )) s"; tail -12 "$OUT/$3_resume_log.txt"
     ;;
   job)
