@@ -5,9 +5,10 @@
 #   bash bench/h200_tune_runs.sh resume OUT NAME S      more search on sessions/NAME.json.gz for S seconds (the time
 #                                                       decides, not the budget), its baselines timed again first
 #   bash bench/h200_tune_runs.sh job OUT NAME S         a new session OUT/NAME.json.gz from sessions/NAME.toml, S seconds
-#   bash bench/h200_tune_runs.sh ab OUT OLD_KERNELS      bench/kernel_ab.py: the old kernels (a folder, carried) against
-#                                                       the working tree's on the top-2 configs of the rank-16 and
-#                                                       rank-64 fused, shrink and decode sessions (about 400 scenarios)
+#   bash bench/h200_tune_runs.sh ab OUT OLD [NEW]       bench/kernel_ab.py: the kernels in folder OLD (carried) against
+#                                                       those in NEW (default: the working tree's) on the top-2 configs
+#                                                       of the rank-16 and rank-64 fused, shrink and decode sessions
+#                                                       (346 scenarios, about 5 minutes)
 #   bash bench/h200_tune_runs.sh ablate OUT             bench/kernel_ablation.py on the shrink session and the decode
 #                                                       session's expand cases: launch, metadata round trip, the rest
 # On a machine with several GPUs, set CUDA_VISIBLE_DEVICES per step to run steps side by side.
@@ -41,7 +42,7 @@ case "$STEP" in
     echo "$3 rc=$? after $(( $(date +%s) - START )) s"; tail -40 "$OUT/$3_log.txt"
     ;;
   ab)
-    python3 bench/kernel_ab.py "$3" sessions/h200-7b-fused.json.gz sessions/h200-7b-fused-r64.json.gz \
+    python3 bench/kernel_ab.py "$3" --new "${4:-}" sessions/h200-7b-fused.json.gz sessions/h200-7b-fused-r64.json.gz \
       sessions/h200-7b-shrink.json.gz sessions/h200-7b-decode.json.gz --workers 14 --out "$OUT/kernel_ab.json" \
       > "$OUT/kernel_ab.txt" 2>&1
     echo "ab rc=$? after $(( $(date +%s) - START )) s"; grep -v "^fused-\|^shrink-\|^expand-" "$OUT/kernel_ab.txt" | tail -20

@@ -1,15 +1,17 @@
 """A/B timing of two versions of our kernels on the configs a tuning session found fastest.
 
   mkdir -p .ab/REV && git archive REV kernels | tar -x -C .ab/REV
-  python bench/kernel_ab.py .ab/REV/kernels SESSION [SESSION ...] [--sketches fused/splitk/] [--top 2] [--out F.json]
+  python bench/kernel_ab.py .ab/REV/kernels SESSION [SESSION ...] [--new .ab/REV2/kernels] [--sketches fused/splitk/]
+                            [--top 2] [--out F.json]
 
 For every decode scenario of the sessions, the ``--top`` fastest recorded configs of the sketches whose ids start
-with one of ``--sketches`` (default: every sketch of ours) are run with the old version (the kernel file of the
-same name in the folder given) and the working tree's, both checked against the float64 reference and timed
-one after the other by the tuner's method (a CUDA graph over copies rotated past L2); the session's fastest
-baseline of the scenario is timed again in the same process. Kernels are compiled first, in parallel worker
-processes (one Triton cache). Prints per scenario the best of each version and the baseline, and per session
-and op the geo-mean speedup over the baseline of each version; ``--out`` writes the rows as JSON.
+with one of ``--sketches`` (default: every sketch of ours) are run with the old version (the kernel file of the same
+name in the folder given) and the new one (the working tree's, or that of the ``--new`` folder), both checked
+against the float64 reference and timed one after the other by the tuner's method (a CUDA graph over copies rotated
+past L2); the session's fastest baseline of the scenario is timed again in the same process. Kernels are compiled
+first, in parallel worker processes (one Triton cache). Prints per scenario the best of each version and the
+baseline, and per session and op the geo-mean speedup over the baseline of each version; ``--out`` writes the rows
+as JSON.
 """
 
 from __future__ import annotations
@@ -52,27 +54,29 @@ def binder_for(launcher, kid: str, cfg: dict):
     return bind
 
 
-def _binder(version: str, old_dir: str, kid: str, cfg: dict):
-    """Sketch ``kid`` with ``cfg``: the working tree's launcher, or the one of its kernel file in ``old_dir``."""
+def _binder(version: str, dirs: dict[str, str], kid: str, cfg: dict):
+    """Sketch ``kid`` with ``cfg`` in ``version`` ("old" or "new"): the launcher of its kernel file in
+    ``dirs[version]``, or the working tree's where that is empty."""
     from dop_tui.space.sketches import SKETCH_BY_ID
 
     entry = SKETCH_BY_ID[kid].entry
-    if version == "new":
+    if not dirs[version]:
         return binder_for(entry.resolve(), kid, cfg)
-    old = module_from_file(str(Path(old_dir) / f"{entry.module}.py"), f"dop_tui.kernels._ab_old_{entry.module}")
-    return binder_for(getattr(old, entry.function), kid, cfg)
+    path = Path(dirs[version]) / f"{entry.module}.py"
+    mod = module_from_file(str(path), f"dop_tui.kernels._ab_{version}_{entry.module}")
+    return binder_for(getattr(mod, entry.function), kid, cfg)
 
 
-def _warm(args: tuple[str, list[tuple[dict, str, str, dict]]]) -> int:
+def _warm(args: tuple[dict[str, str], list[tuple[dict, str, str, dict]]]) -> int:
     """Compile (one call each) a share of the (scenario, version, kernel, config) items; returns failures."""
-    old_dir, items = args
+    dirs, items = args
     from dop_tui.operands import make_operands
 
     bad = 0
     for scn_json, version, kid, cfg in items:
         try:
             ops = make_operands(Scenario.from_json(scn_json), "cuda", seed=0)
-            _binder(version, old_dir, kid, cfg)(ops)()
+            _binder(version, dirs, kid, cfg)(ops)()
         except Exception as exc:  # reported; the timing pass names it again
             bad += 1
             print(f"warm: {kid} {cfg}: {type(exc).__name__}: {exc}"[:300], flush=True)
@@ -83,6 +87,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("old", help="a folder with the old version's kernel files")
     p.add_argument("sessions", nargs="+")
+    p.add_argument("--new", default="", help="a folder with the new version's kernel files (default: the tree's)")
     p.add_argument("--sketches", action="append", default=[], help="sketch id prefix (any of them; default all)")
     p.add_argument("--top", type=int, default=2)
     p.add_argument("--workers", type=int, default=12)
@@ -115,7 +120,8 @@ def main() -> None:
                 cases.append((Path(path).name, scn, top, f"{scn.op}/baseline/{bname}"))
     items = [(scn.to_json(), v, kid, cfg) for _, scn, top, _ in cases for kid, cfg, _ in top for v in ("old", "new")]
     t0 = time.perf_counter()
-    shares = [(args.old, items[i :: args.workers]) for i in range(args.workers)]
+    dirs = {"old": args.old, "new": args.new}
+    shares = [(dirs, items[i :: args.workers]) for i in range(args.workers)]
     with mp.get_context("spawn").Pool(args.workers) as pool:
         bad = sum(pool.map(_warm, shares))
     print(f"{len(cases)} scenarios, {len(items)} kernels compiled in {time.perf_counter() - t0:.0f} s "
@@ -136,7 +142,7 @@ def main() -> None:
                "baseline_us": time_graph(bkid, pool).us, "old": [], "new": []}  # fmt: skip
         for kid, cfg, recorded in top:
             for version in ("old", "new"):
-                binder = _binder(version, args.old, kid, cfg)
+                binder = _binder(version, dirs, kid, cfg)
                 try:
                     err = error_against(kid, st["probe"], cfg, st["start"], st["ref"], binder=binder)
                 except Exception as exc:  # e.g. a recorded config the version rejects: reported, not fatal
