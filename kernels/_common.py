@@ -4,8 +4,8 @@ A rule every kernel keeps: a program loads all of its metadata (segment bounds, 
 offsets) before its first early exit, and the exit also tests the adapter index (``w < 0``, which never holds:
 indices name adapters). Without that test the compiler sinks the index's load past the exit to its first use,
 where it waits for the exit's loads, and the weight loads wait for it: two or three dependent round trips to
-memory before the first weight byte instead of one (the order of loads and exits in the sm_90 code:
-``bench/metadata_chain.py``; ``tests/kernels/test_aot_compile.py`` checks it).
+memory before the first weight byte instead of one, as the sm_90 code shows (``tests/aot_compile_all.py`` counts
+the loads before each kernel's first exit).
 """
 
 from __future__ import annotations
