@@ -35,13 +35,14 @@ KERNELS = Path(__file__).resolve().parent.parent / "kernels"
 RETURN = "\n        return\n"
 NOWAIT = [("        if WAIT:\n            acc = _await_sum(count_ptr + blk",
            "        if WAIT:\n            if K < 0:\n                acc = _await_sum(count_ptr + blk")]  # fmt: skip
-# (old, new) source patches per ablation, every occurrence replaced; each must occur. The metadata exits test
-# ``w < 0``, which never holds (kernels/_common.py): ``w >= 0`` always holds, so the program ends there.
+# (old, new) source patches per ablation, every occurrence replaced; each must occur. ``meta`` turns a metadata
+# exit's bounds test into ``end >= 0``, which always holds and still waits for all the metadata (``end`` depends
+# on the adapter index: kernels/_common.py ``load_segment``), so the program ends there.
 PATCHES: dict[str, dict[str, list[tuple[str, str]]]] = {
     "fused_splitk": {
         "empty": [("    part = pid_ps % G\n", "    part = pid_ps % G\n    if seg >= 0:" + RETURN),
                   ("    part = pid_ps % SPLIT_K\n", "    part = pid_ps % SPLIT_K\n    if seg >= 0:" + RETURN)],
-        "meta": [("    if (row0 >= end) | (w < 0):", "    if (row0 >= end) | (w >= 0):")],
+        "meta": [("    if row0 >= end:  # the whole block", "    if end >= 0:  # the whole block")],
         "nowait": NOWAIT,
         "nosync": [*NOWAIT, (
             '            tl.atomic_add(ws_ptrs, acc, mask=t_mask, sem="relaxed")\n'
@@ -54,12 +55,15 @@ PATCHES: dict[str, dict[str, list[tuple[str, str]]]] = {
         "empty": [("    pid_np = tl.program_id(2)\n", "    pid_np = tl.program_id(2)\n    if seg >= 0:" + RETURN),
                   ("    pid_np = tl.program_id(1)\n", "    pid_np = tl.program_id(1)\n    if seg >= 0:" + RETURN),
                   ("    p = tl.program_id(2)\n", "    p = tl.program_id(2)\n    if p >= 0:" + RETURN)],
-        "meta": [("| (w < 0):", "| (w >= 0):"), ("| (first_w < 0) |", "| (first_w >= 0) |")],
+        "meta": [("    if (row0 >= end) | (col0 >= width):", "    if (end >= 0) | (col0 >= width):"),
+                 ("    if (col0 >= width) | (start >= end):", "    if (col0 >= width) | (end >= 0):"),
+                 ("    if (col0 >= width) | (first_start > first_end):", "    if (col0 >= width) | (first_end >= 0):")],
     },
     "shrink": {
         "empty": [("    pid_nk = tl.program_id(2)\n", "    pid_nk = tl.program_id(2)\n    if seg >= 0:" + RETURN),
                   ("    pid_nk = tl.program_id(1)\n", "    pid_nk = tl.program_id(1)\n    if seg >= 0:" + RETURN)],
-        "meta": [("| (w < 0):", "| (w >= 0):")],
+        "meta": [("    if row0 >= end:\n", "    if end >= 0:\n"),
+                 ("    if start >= end:  # the exit", "    if end >= 0:  # the exit")],
     },
 }  # fmt: skip
 

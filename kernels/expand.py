@@ -33,7 +33,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import EVICTION, cdiv, dot_cast_fp32, launch_opts
+from ._common import EVICTION, cdiv, dot_cast_fp32, launch_opts, load_segment
 
 DOT_MIN = 16  # tl.dot needs at least 16 along each dimension
 
@@ -83,13 +83,11 @@ def _expand_tile_kernel(
     pid_np = tl.program_id(2)
     pid_n = pid_np // NUM_PROJ
     p = pid_np % NUM_PROJ
-    start = tl.load(seg_indptr_ptr + seg)
-    end = tl.load(seg_indptr_ptr + seg + 1)
+    start, end, w = load_segment(seg_indptr_ptr, weight_idx_ptr, seg)
     off, width = _projection(proj_offsets_ptr, p, ALIGN)
-    w = tl.load(weight_idx_ptr + seg).to(tl.int64)
     row0 = start + pid_m * BLOCK_M
     col0 = pid_n * BLOCK_N
-    if (row0 >= end) | (col0 >= width) | (w < 0):  # w < 0 never holds: one round trip for the metadata (_common)
+    if (row0 >= end) | (col0 >= width):  # the exit waits for all the metadata: one round trip (_common)
         return
     rm = row0 + tl.arange(0, BLOCK_M)
     rn = col0 + tl.arange(0, BLOCK_N)
@@ -138,11 +136,9 @@ def _expand_gemv_kernel(
     pid_n = pid_np // NUM_PROJ
     p = pid_np % NUM_PROJ
     off, width = _projection(proj_offsets_ptr, p, ALIGN)
-    start = tl.load(seg_indptr_ptr + seg)
-    end = tl.load(seg_indptr_ptr + seg + 1)
-    w = tl.load(weight_idx_ptr + seg).to(tl.int64)
+    start, end, w = load_segment(seg_indptr_ptr, weight_idx_ptr, seg)
     col0 = pid_n * BLOCK_N
-    if (col0 >= width) | (start >= end) | (w < 0):  # w < 0 never holds: one round trip for the metadata (_common)
+    if (col0 >= width) | (start >= end):  # the exit waits for all the metadata: one round trip (_common)
         return
     rn = col0 + tl.arange(0, BLOCK_N)
     rk = tl.arange(0, BLOCK_R)
@@ -190,13 +186,11 @@ def _expand_walk_kernel(
     p = tl.program_id(2)
     off, width = _projection(proj_offsets_ptr, p, ALIGN)
     seg_first = pid_s * SEGS_PER_PROG
-    # the first segment's metadata loads with the projection's, so that the loop's loads of it hit L1 (neither
-    # test on it ever holds: one round trip for the metadata, _common)
-    first_start = tl.load(seg_indptr_ptr + seg_first)
-    first_end = tl.load(seg_indptr_ptr + seg_first + 1)
-    first_w = tl.load(weight_idx_ptr + seg_first)
+    # the first segment's metadata loads with the projection's, so that the loop's loads of it hit L1 (the test
+    # on it never holds: one round trip for the metadata, _common)
+    first_start, first_end, _first_w = load_segment(seg_indptr_ptr, weight_idx_ptr, seg_first)
     col0 = pid_n * BLOCK_N
-    if (col0 >= width) | (first_w < 0) | (first_start > first_end):
+    if (col0 >= width) | (first_start > first_end):
         return
     rn = col0 + tl.arange(0, BLOCK_N)
     rk = tl.arange(0, BLOCK_R)
@@ -205,9 +199,7 @@ def _expand_walk_kernel(
     v_cols = p * RANK + rk
     seg_stop = tl.minimum(seg_first + SEGS_PER_PROG, S)
     for seg in range(seg_first, seg_stop):
-        start = tl.load(seg_indptr_ptr + seg)
-        end = tl.load(seg_indptr_ptr + seg + 1)
-        w = tl.load(weight_idx_ptr + seg).to(tl.int64)
+        start, end, w = load_segment(seg_indptr_ptr, weight_idx_ptr, seg)
         b_seg = b_ptr + w * stride_bl
         if USE_DOT:
             # B^T tile [BLOCK_R, BLOCK_N], once per segment; BLOCK_M rows of v per tl.dot

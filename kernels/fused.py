@@ -35,7 +35,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import cdiv, col_align, dot_cast_fp32, launch_opts
+from ._common import cdiv, col_align, dot_cast_fp32, launch_opts, load_segment
 
 
 @triton.jit
@@ -58,18 +58,15 @@ def _fused_tile_kernel(
     seg = tl.program_id(2)
     p = pid_ps // N_SPLIT
     split = pid_ps % N_SPLIT
-    start = tl.load(seg_indptr_ptr + seg)
-    end = tl.load(seg_indptr_ptr + seg + 1)
+    start, end, w = load_segment(seg_indptr_ptr, weight_idx_ptr, seg)
     col0 = tl.load(proj_offsets_ptr + p)
     n_cols = tl.load(proj_offsets_ptr + p + 1) - col0
     if COL_ALIGN > 1:  # every projection offset and width is a multiple of COL_ALIGN: vectorised y accesses
         col0 = tl.multiple_of(col0, COL_ALIGN)
         n_cols = tl.multiple_of(n_cols, COL_ALIGN)
     row0 = start + pid_m * BLOCK_M
-    w = tl.load(weight_idx_ptr + seg).to(tl.int64)
-    # no rows of this segment, or no column tile of this (narrower) projection left for this split (w < 0 never
-    # holds: one round trip for the metadata, _common)
-    if (row0 >= end) | (split * BLOCK_N >= n_cols) | (w < 0):
+    # no rows of this segment, or no column tile of this (narrower) projection left for this split
+    if (row0 >= end) | (split * BLOCK_N >= n_cols):
         return
     rm = row0 + tl.arange(0, BLOCK_M)
     rk = tl.arange(0, BLOCK_K)
@@ -156,12 +153,9 @@ def _fused_gemv_kernel(
     if COL_ALIGN > 1:  # every projection offset and width is a multiple of COL_ALIGN: vectorised y accesses
         col0 = tl.multiple_of(col0, COL_ALIGN)
         n_cols = tl.multiple_of(n_cols, COL_ALIGN)
-    start = tl.load(seg_indptr_ptr + seg)
-    end = tl.load(seg_indptr_ptr + seg + 1)
-    w = tl.load(weight_idx_ptr + seg).to(tl.int64)
-    # a narrower projection (no column tile left for this split) or an empty segment (w < 0 never holds: one
-    # round trip for the metadata, _common)
-    if (split * BLOCK_N >= n_cols) | (start >= end) | (w < 0):
+    start, end, w = load_segment(seg_indptr_ptr, weight_idx_ptr, seg)
+    # a narrower projection (no column tile left for this split) or an empty segment
+    if (split * BLOCK_N >= n_cols) | (start >= end):
         return
     rt = tl.arange(0, BLOCK_T)
     rk = tl.arange(0, BLOCK_K)

@@ -55,7 +55,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import INTERPRET, cdiv, col_align, dot_cast_fp32, launch_opts
+from ._common import INTERPRET, cdiv, col_align, dot_cast_fp32, launch_opts, load_segment
 
 # Polls of the arrival counter before a program gives up waiting and recomputes (each poll is one L2 round
 # trip, under a microsecond; a resident block is complete after a few dozen). The interpreter runs programs
@@ -176,12 +176,9 @@ def _fused_splitk_kernel(
         G: tl.constexpr = SPLIT_K * N_MULT
     p = pid_ps // G
     part = pid_ps % G
-    start = tl.load(seg_indptr_ptr + seg)
-    end = tl.load(seg_indptr_ptr + seg + 1)
-    w = tl.load(weight_idx_ptr + seg).to(tl.int64)
+    start, end, w = load_segment(seg_indptr_ptr, weight_idx_ptr, seg)
     row0 = start + pid_m * BLOCK_M
-    # the whole block is past its segment: all of its programs return here
-    if (row0 >= end) | (w < 0):  # w < 0 never holds: one round trip for the metadata (_common)
+    if row0 >= end:  # the whole block is past its segment: all of its programs return here
         return
     col0 = tl.load(proj_offsets_ptr + p)
     n_cols = tl.load(proj_offsets_ptr + p + 1) - col0
@@ -432,11 +429,9 @@ def _shrink_splitlast_kernel(
     seg = tl.program_id(2)
     p = pid_ps // SPLIT_K
     part = pid_ps % SPLIT_K
-    start = tl.load(seg_indptr_ptr + seg)
-    end = tl.load(seg_indptr_ptr + seg + 1)
-    w = tl.load(weight_idx_ptr + seg).to(tl.int64)
+    start, end, w = load_segment(seg_indptr_ptr, weight_idx_ptr, seg)
     row0 = start + pid_m * BLOCK_M
-    if (row0 >= end) | (w < 0):  # w < 0 never holds: one round trip for the metadata (_common)
+    if row0 >= end:  # the whole block is past its segment: all of its programs return here
         return
     blk = (seg * tl.num_programs(1) + pid_m) * (tl.num_programs(0) // SPLIT_K) + p
     found = tl.load(count_ptr + blk, cache_modifier=".cg")  # this launch's epoch: found // SPLIT_K

@@ -30,7 +30,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import EVICTION, cdiv, dot_cast_fp32, launch_opts
+from ._common import EVICTION, cdiv, dot_cast_fp32, launch_opts, load_segment
 
 
 @triton.jit
@@ -53,11 +53,9 @@ def _shrink_tile_kernel(
     pid_nk = tl.program_id(2)
     pid_n = pid_nk // SPLIT_K
     pid_k = pid_nk % SPLIT_K
-    start = tl.load(seg_indptr_ptr + seg)
-    end = tl.load(seg_indptr_ptr + seg + 1)
-    w = tl.load(weight_idx_ptr + seg).to(tl.int64)
+    start, end, w = load_segment(seg_indptr_ptr, weight_idx_ptr, seg)
     row0 = start + pid_m * BLOCK_M
-    if (row0 >= end) | (w < 0):  # w < 0 never holds: one round trip for the metadata (_common)
+    if row0 >= end:
         return
     rm = row0 + tl.arange(0, BLOCK_M)
     rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
@@ -176,10 +174,8 @@ def _shrink_gemv_kernel(
     pid_nk = tl.program_id(1)
     pid_n = pid_nk // SPLIT_K
     pid_k = pid_nk % SPLIT_K
-    start = tl.load(seg_indptr_ptr + seg)
-    end = tl.load(seg_indptr_ptr + seg + 1)
-    w = tl.load(weight_idx_ptr + seg).to(tl.int64)
-    if (start >= end) | (w < 0):  # w < 0 never holds: one round trip for the metadata (_common)
+    start, end, w = load_segment(seg_indptr_ptr, weight_idx_ptr, seg)
+    if start >= end:  # the exit waits for the metadata: one round trip (_common)
         return
     rt = tl.arange(0, BLOCK_T)
     rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
