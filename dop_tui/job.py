@@ -157,12 +157,15 @@ class Job:
         return list(seen.values())
 
     def resolve(self, name: str) -> Path:
-        """A path named in the job, relative to the job file. A session records its paths absolute; one missing
-        here (the session moved with its folder: a checkout elsewhere) is taken by its name beside the source."""
+        """A path named in the job, relative to the job file. A session records its paths absolute (older ones
+        relative to where they ran); one missing here (the session moved with its folder: a checkout elsewhere,
+        or copied out of it) is taken by its name beside the source, else as named from the working folder."""
         folder = Path(self.source).parent if self.source else Path()
         path = folder / name
-        if self.source and path.is_absolute() and not path.exists() and (folder / path.name).exists():
-            return folder / path.name
+        if self.source and not path.exists():
+            for moved in (folder / path.name, Path(name)):
+                if moved.exists():
+                    return moved
         return path
 
     def replay_paths(self) -> list[Path]:

@@ -176,3 +176,25 @@ def test_a_moved_session_finds_its_warm_start_and_replay_files_beside_it(tmp_pat
     assert resumed.resolve(kept) == tmp_path / "data.json.gz"
     missing = "/elsewhere/sessions/nowhere.json.gz"  # nor one with no file beside the session either
     assert resumed.resolve(missing) == Path(missing)
+
+
+def test_an_older_session_with_relative_paths_finds_them(tmp_path, monkeypatch):
+    """Sessions written before paths were recorded absolute hold them relative to where they ran
+    ("sessions/foundation.json.gz"). Copied into another folder and resumed from the checkout, the path is
+    taken as named from the working folder; with the file beside the session, that one."""
+    from dop_tui.jobrun import resume_job
+    from dop_tui.session.store import Session, save
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sessions").mkdir()
+    (tmp_path / "sessions" / "foundation.json.gz").write_bytes(b"")
+    (tmp_path / "out").mkdir()
+    job = {"name": "old", "ops": ["shrink"], "model": "llama2-7b", "projections": ["q"], "ranks": [16],
+           "dtypes": ["bf16"], "batch_sizes": [1], "workloads": ["distinct"], "backend": "gpu", "budget": 8,
+           "seed": 0, "strategy": "evolution", "warm_start": "sessions/foundation.json.gz"}  # fmt: skip
+    save(Session(job=job), tmp_path / "out" / "old.json.gz")
+    resumed, _ = resume_job(tmp_path / "out" / "old.json.gz")
+    assert resumed.resolve(resumed.warm_start) == Path("sessions/foundation.json.gz")
+    (tmp_path / "out" / "foundation.json.gz").write_bytes(b"")
+    assert resumed.resolve(resumed.warm_start) == tmp_path / "out" / "foundation.json.gz"
+    assert resumed.resolve("sessions/nowhere.json.gz") == tmp_path / "out" / "sessions/nowhere.json.gz"
