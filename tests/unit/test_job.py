@@ -198,3 +198,13 @@ def test_an_older_session_with_relative_paths_finds_them(tmp_path, monkeypatch):
     (tmp_path / "out" / "foundation.json.gz").write_bytes(b"")
     assert resumed.resolve(resumed.warm_start) == tmp_path / "out" / "foundation.json.gz"
     assert resumed.resolve("sessions/nowhere.json.gz") == tmp_path / "out" / "sessions/nowhere.json.gz"
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "sessions").glob("*.toml")), ids=lambda p: p.name)
+def test_every_bundled_job_loads_and_finds_its_files(path):
+    """A bundled job parses, names at least one scenario, and the warm start and replay files it names exist."""
+    job = load_job(path)
+    assert job.scenarios()
+    named = ([job.warm_start] if job.warm_start else []) + list(job.replay)
+    missing = [name for name in named if not job.resolve(name).exists()]
+    assert not missing, f"{path.name} names files that are not there: {missing}"
