@@ -9,8 +9,9 @@
 #                                                       those in NEW (default: the working tree's) on the top-2 configs
 #                                                       of the rank-16 and rank-64 fused, shrink and decode sessions
 #                                                       (346 scenarios, about 5 minutes)
-#   bash bench/h200_tune_runs.sh ablate OUT             bench/kernel_ablation.py on the shrink session and the decode
-#                                                       session's expand cases: launch, metadata round trip, the rest
+#   bash bench/h200_tune_runs.sh ablate OUT             bench/kernel_ablation.py --hot on the shrink session and the
+#                                                       decode session's expand cases: launch, metadata round trip,
+#                                                       the rest, and full and meta again with the operands in L2
 # On a machine with several GPUs, set CUDA_VISIBLE_DEVICES per step to run steps side by side.
 set -u
 STEP=$1
@@ -48,10 +49,10 @@ case "$STEP" in
     echo "ab rc=$? after $(( $(date +%s) - START )) s"; grep -v "^fused-\|^shrink-\|^expand-" "$OUT/kernel_ab.txt" | tail -20
     ;;
   ablate)
-    python3 bench/kernel_ablation.py sessions/h200-7b-shrink.json.gz --out "$OUT/ablation_shrink.json" \
+    python3 bench/kernel_ablation.py sessions/h200-7b-shrink.json.gz --hot --out "$OUT/ablation_shrink.json" \
       > "$OUT/ablation_shrink.txt" 2>&1
     echo "shrink ablation rc=$? after $(( $(date +%s) - START )) s"
-    python3 bench/kernel_ablation.py sessions/h200-7b-decode.json.gz --sketches expand/ \
+    python3 bench/kernel_ablation.py sessions/h200-7b-decode.json.gz --sketches expand/ --hot \
       --out "$OUT/ablation_expand.json" > "$OUT/ablation_expand.txt" 2>&1
     echo "expand ablation rc=$? after $(( $(date +%s) - START )) s"; tail -5 "$OUT"/ablation_*.txt
     ;;

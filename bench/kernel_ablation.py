@@ -4,16 +4,23 @@ from its source (kernels to time, not to use: their results are wrong). Per kern
 - ``empty`` (every file): every program returns at once (the launch of the same grid, its scheduling and drain);
 - ``meta`` (every file): every program returns right after its metadata (segment bounds, adapter index,
   projection offsets) has arrived: the launch plus the first dependent round trip to memory;
-- ``nosync`` (``fused_splitk``): no reduction across programs (no atomics, no count, no wait): each program
-  expands its own partial, so what is left is loading x, A, B and y, the two products and the store;
-- ``nowait`` (``fused_splitk``): the partials' atomics and the count, but nobody waits or reads the workspace.
+- ``nosync`` (the split-K kernels but fan-out): no reduction across programs (no atomics, no count, no wait, no
+  workspace read). In ``fused/splitk/*`` each program expands its own column tiles with its own partial; in
+  ``fused/splitk-last/*`` and ``shrink/splitk-last/*`` the block's first program finishes alone with its own
+  partial (expands every column tile, or writes v), the others end after their share of the shrink. What is
+  left is loading the operands, the products and the stores;
+- ``nowait`` (``fused/splitk/*``, the kernels that wait): the partials' atomics and the count, but nobody waits
+  or reads the workspace.
 
 ``meta - empty`` is the metadata round trip, ``full - meta`` the operands' loads, the products and the store
 (and, for the split-K kernel, ``full - nosync`` the dependent reduction). Timed by the tuner's method (a CUDA
-graph over copies rotated past L2), beside the scenario's fastest baseline, timed again.
+graph over copies rotated past L2), beside the scenario's fastest baseline, timed again. With ``--hot``, ``full``
+and ``meta`` are timed a second time on one copy of the operands (``full_hot``, ``meta_hot``: every call finds
+them in L2 and their pages in the TLB), and the baseline too (``baseline_hot_us``): ``full - full_hot`` is what
+reading operands that are not cached costs, the part of ``full - meta`` no kernel that reads them once avoids.
 
   python bench/kernel_ablation.py SESSION [SESSION ...] [--sketches fused/splitk/] [--match t1s1-distinct ...]
-                                  [--out FILE.json]
+                                  [--hot] [--out FILE.json]
 """
 
 from __future__ import annotations
@@ -48,7 +55,19 @@ PATCHES: dict[str, dict[str, list[tuple[str, str]]]] = {
             '            tl.atomic_add(ws_ptrs, acc, mask=t_mask, sem="relaxed")\n'
             "        tl.debug_barrier()  # every thread's partial is in before the count says so\n"
             '        arrived = tl.atomic_add(count_ptr + blk, 1, sem="acq_rel") + 1\n',
-            "            pass\n        arrived = found + 1\n",
+            "            pass\n        arrived = found + 1\n",  # read only where nobody waits (``K < 0``)
+        ), (
+            "            if arrived >= base + G:\n"
+            '                acc = tl.load(ws_ptrs, mask=t_mask, other=0.0, cache_modifier=".cg")\n'
+            "            n_end = tl.where(arrived >= base + G, n_cols, 0)\n",
+            "            n_end = tl.where(part == 0, n_cols, 0)\n",
+        ), (
+            '    tl.atomic_add(ws_ptrs, acc, mask=t_mask, sem="relaxed")\n'
+            "    tl.debug_barrier()  # every thread's partial is in before the count says so\n"
+            '    arrived = tl.atomic_add(count_ptr + blk, 1, sem="acq_rel") + 1\n'
+            "    if arrived == (found // SPLIT_K + 1) * SPLIT_K:  # the last one in writes the block's rows of v\n"
+            '        out = tl.load(ws_ptrs, mask=t_mask, other=0.0, cache_modifier=".cg") * scale\n',
+            "    if part == 0:\n        out = acc * scale\n",
         )],
     },
     "expand": {
@@ -66,6 +85,13 @@ PATCHES: dict[str, dict[str, list[tuple[str, str]]]] = {
                  ("    if start >= end:  # the exit", "    if end >= 0:  # the exit")],
     },
 }  # fmt: skip
+# The ablations that mean something only for some sketches of a file (sketch id prefixes); the rest apply to all.
+ONLY_FOR = {"nowait": ("fused/splitk/",), "nosync": ("fused/splitk/", "fused/splitk-last/", "shrink/splitk-last/")}
+
+
+def applies(name: str, kernel_id: str) -> bool:
+    """Whether ablation ``name`` is defined for sketch ``kernel_id``."""
+    return kernel_id.startswith(ONLY_FOR.get(name, ("",)))
 
 
 def variants(module: str, folder: Path) -> dict[str, object]:
@@ -90,6 +116,7 @@ def main() -> None:
     p.add_argument("sessions", nargs="+")
     p.add_argument("--sketches", action="append", default=[], help="sketch id prefix (any of them; default all)")
     p.add_argument("--match", action="append", default=[], help="scenario key substring (any of them)")
+    p.add_argument("--hot", action="store_true", help="also time full, meta and the baseline on one copy (in L2)")
     p.add_argument("--out", default="")
     args = p.parse_args()
 
@@ -123,13 +150,19 @@ def main() -> None:
                 row = {"scenario": key, "kernel": m.kernel, "config": m.config, "rel_error": err, "baseline": bname,
                        "baseline_us": time_graph(f"{scn.op}/baseline/{bname}", pool).us}  # fmt: skip
                 for name, mod in mods[entry.module].items():
+                    if not applies(name, m.kernel):
+                        continue
                     binder = binder_for(getattr(mod, entry.function), m.kernel, m.config)
                     row[name] = time_graph(m.kernel, pool, m.config, binder=binder).us
+                    if args.hot and name in ("full", "meta"):
+                        row[f"{name}_hot"] = time_graph(m.kernel, pool[:1], m.config, binder=binder).us
+                if args.hot:
+                    row["baseline_hot_us"] = time_graph(f"{scn.op}/baseline/{bname}", pool[:1]).us
                 rows.append(row)
-                t = {n: row[n] for n in mods[entry.module]}
+                t = {n: row[n] for n in [*mods[entry.module], "full_hot", "meta_hot"] if n in row}
                 print(f"{key[:56]:56s} " + " ".join(f"{n} {v:5.2f}" for n, v in t.items())
-                      + f" | {bname} {row['baseline_us']:6.2f} (x{row['baseline_us'] / t['full']:.2f})",
-                      flush=True)  # fmt: skip
+                      + f" | {bname} {row['baseline_us']:6.2f} (x{row['baseline_us'] / t['full']:.2f})"
+                      + (f" hot {row['baseline_hot_us']:.2f}" if args.hot else ""), flush=True)  # fmt: skip
                 del pool, st
                 torch.cuda.empty_cache()
     if args.out:
