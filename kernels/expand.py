@@ -33,7 +33,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import EVICTION, cdiv, dot_cast_fp32, launch_opts, load_segment
+from ._common import EVICTION, cdiv, dot_cast_fp32, launch_opts, load_segment, locate_tile, row_tile_grid
 
 DOT_MIN = 16  # tl.dot needs at least 16 along each dimension
 
@@ -71,21 +71,20 @@ def _expand_tile_kernel(
     # strides (operands are contiguous: v's row stride is NUM_PROJ * RANK, B's row stride is RANK)
     stride_bl, stride_yt,
     # scalars
-    scale,
+    scale, n_segs,
     # meta-parameters (rank and projection count are constexpr: v and B offsets then vectorise)
     RANK: tl.constexpr, NUM_PROJ: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
     EVEN_K: tl.constexpr, EVEN_N: tl.constexpr, ACCUMULATE: tl.constexpr, CAST_FP32: tl.constexpr,
-    EVICT_W: tl.constexpr, ALIGN: tl.constexpr,
+    EVICT_W: tl.constexpr, ALIGN: tl.constexpr, FLAT_SEGS: tl.constexpr,
 ):  # fmt: skip
     seg = tl.program_id(0)
     pid_m = tl.program_id(1)
     pid_np = tl.program_id(2)
     pid_n = pid_np // NUM_PROJ
     p = pid_np % NUM_PROJ
-    start, end, w = load_segment(seg_indptr_ptr, weight_idx_ptr, seg)
+    end, w, row0 = locate_tile(seg_indptr_ptr, weight_idx_ptr, seg, pid_m, n_segs, BLOCK_M, FLAT_SEGS)
     off, width = _projection(proj_offsets_ptr, p, ALIGN)
-    row0 = start + pid_m * BLOCK_M
     col0 = pid_n * BLOCK_N
     if (row0 >= end) | (col0 >= width):  # the exit waits for all the metadata: one round trip (_common)
         return
@@ -265,12 +264,15 @@ def bind_tile_dot(
     proj_offsets: torch.Tensor, *, h_outs: tuple[int, ...], max_seg_len: int, scale: float, accumulate: bool,
     config: Mapping[str, int],
 ) -> Callable[[], None]:  # fmt: skip
-    """expand/tile/dot: grid (segments, row tiles of the longest segment, column tiles x projections)."""
+    """expand/tile/dot: grid (segments, row tiles of the longest segment, column tiles x projections), or with
+    the segments' row tiles on one axis where that launches fewer programs (``row_tile_grid``)."""
     bm, bn, bk = int(config["BLOCK_M"]), int(config["BLOCK_N"]), int(config["BLOCK_K"])
     rank, P = b.shape[2], len(h_outs)
-    grid = (weight_indices.shape[0], cdiv(max_seg_len, bm), cdiv(max(h_outs), bn) * P)
-    args = _args((v, b, y, seg_indptr, weight_indices, proj_offsets), scale)
+    segs, rows, flat = row_tile_grid(v.shape[0], weight_indices.shape[0], max_seg_len, bm)
+    grid = (segs, rows, cdiv(max(h_outs), bn) * P)
+    args = (*_args((v, b, y, seg_indptr, weight_indices, proj_offsets), scale), weight_indices.shape[0])
     meta = dict(
+        FLAT_SEGS=flat,
         RANK=rank,
         NUM_PROJ=P,
         BLOCK_M=bm,

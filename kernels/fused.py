@@ -35,7 +35,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import cdiv, col_align, dot_cast_fp32, launch_opts, load_segment
+from ._common import col_align, dot_cast_fp32, launch_opts, load_segment, locate_tile, row_tile_grid
 
 
 @triton.jit
@@ -47,24 +47,24 @@ def _fused_tile_kernel(
     # strides (innermost strides are 1: operands are contiguous)
     stride_xt, stride_al, stride_ar, stride_bl, stride_bn, stride_yt,
     # scalars
-    scale,
+    scale, n_segs,
     # meta-parameters
     BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr,
     N_SPLIT: tl.constexpr, EVEN_K: tl.constexpr, EVEN_N: tl.constexpr, EVEN_R: tl.constexpr,
     COL_ALIGN: tl.constexpr, ACCUMULATE: tl.constexpr, TWO_TERM: tl.constexpr, CAST_FP32: tl.constexpr,
+    FLAT_SEGS: tl.constexpr,
 ):  # fmt: skip
     pid_ps = tl.program_id(0)
     pid_m = tl.program_id(1)
     seg = tl.program_id(2)
     p = pid_ps // N_SPLIT
     split = pid_ps % N_SPLIT
-    start, end, w = load_segment(seg_indptr_ptr, weight_idx_ptr, seg)
+    end, w, row0 = locate_tile(seg_indptr_ptr, weight_idx_ptr, seg, pid_m, n_segs, BLOCK_M, FLAT_SEGS)
     col0 = tl.load(proj_offsets_ptr + p)
     n_cols = tl.load(proj_offsets_ptr + p + 1) - col0
     if COL_ALIGN > 1:  # every projection offset and width is a multiple of COL_ALIGN: vectorised y accesses
         col0 = tl.multiple_of(col0, COL_ALIGN)
         n_cols = tl.multiple_of(n_cols, COL_ALIGN)
-    row0 = start + pid_m * BLOCK_M
     # no rows of this segment, or no column tile of this (narrower) projection left for this split
     if (row0 >= end) | (split * BLOCK_N >= n_cols):
         return
@@ -226,14 +226,16 @@ def bind_tile_dot(
     weight_indices: torch.Tensor, proj_offsets: torch.Tensor, *, h_outs: tuple[int, ...], max_seg_len: int,
     scale: float, accumulate: bool, inter_dtype: torch.dtype, config: Mapping[str, int],
 ) -> Callable[[], None]:  # fmt: skip
-    """fused/tile/dot: grid (P x N_SPLIT, row tiles of the longest segment, segments); tl.dot twice.
+    """fused/tile/dot: grid (P x N_SPLIT, row tiles (``row_tile_grid``), segments); tl.dot twice.
     ``inter_dtype`` is the intermediate's dtype (fp32 or the input dtype: it is rounded to that)."""
     bm, bk, bn, n_split = (int(config[k]) for k in ("BLOCK_M", "BLOCK_K", "BLOCK_N", "N_SPLIT"))
     K, rank = x.shape[1], b.shape[2]
     br = max(16, triton.next_power_of_2(rank))
-    grid = (len(h_outs) * n_split, cdiv(max_seg_len, bm), weight_indices.shape[0])
-    args = _args(x, a, b, y, seg_indptr, weight_indices, proj_offsets, scale)
+    segs, rows, flat = row_tile_grid(x.shape[0], weight_indices.shape[0], max_seg_len, bm)
+    grid = (len(h_outs) * n_split, rows, segs)
+    args = (*_args(x, a, b, y, seg_indptr, weight_indices, proj_offsets, scale), weight_indices.shape[0])
     meta = dict(
+        FLAT_SEGS=flat,
         BLOCK_M=bm,
         BLOCK_K=bk,
         BLOCK_N=bn,

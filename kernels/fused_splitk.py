@@ -55,7 +55,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import INTERPRET, cdiv, col_align, dot_cast_fp32, launch_opts, load_segment
+from ._common import INTERPRET, cdiv, col_align, dot_cast_fp32, launch_opts, locate_tile, row_tile_grid
 
 # Polls of the arrival counter before a program gives up waiting and recomputes (each poll is one L2 round
 # trip, under a microsecond; a resident block is complete after a few dozen). The interpreter runs programs
@@ -159,13 +159,13 @@ def _fused_splitk_kernel(
     # strides (innermost strides are 1: operands are contiguous)
     stride_xt, stride_al, stride_ar, stride_bl, stride_bn, stride_yt,
     # scalars
-    scale,
+    scale, n_segs,
     # meta-parameters
     BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr,
     SPLIT_K: tl.constexpr, N_MULT: tl.constexpr, EVEN_K: tl.constexpr, EVEN_R: tl.constexpr,
     COL_ALIGN: tl.constexpr, ACCUMULATE: tl.constexpr, ROUND_INTER: tl.constexpr, TWO_TERM: tl.constexpr,
     USE_DOT: tl.constexpr, CAST_FP32: tl.constexpr, MAX_SPIN: tl.constexpr, WAIT: tl.constexpr,
-    FANOUT: tl.constexpr,
+    FANOUT: tl.constexpr, FLAT_SEGS: tl.constexpr,
 ):  # fmt: skip
     pid_ps = tl.program_id(0)
     pid_m = tl.program_id(1)
@@ -176,8 +176,7 @@ def _fused_splitk_kernel(
         G: tl.constexpr = SPLIT_K * N_MULT
     p = pid_ps // G
     part = pid_ps % G
-    start, end, w = load_segment(seg_indptr_ptr, weight_idx_ptr, seg)
-    row0 = start + pid_m * BLOCK_M
+    end, w, row0 = locate_tile(seg_indptr_ptr, weight_idx_ptr, seg, pid_m, n_segs, BLOCK_M, FLAT_SEGS)
     if row0 >= end:  # the whole block is past its segment: all of its programs return here
         return
     col0 = tl.load(proj_offsets_ptr + p)
@@ -303,15 +302,17 @@ def _bind(
     K, rank = x.shape[1], b.shape[2]
     br = max(16, triton.next_power_of_2(rank)) if use_dot else triton.next_power_of_2(rank)
     per_block = split + mult if mode == "fanout" else split * mult
-    grid = (len(h_outs) * per_block, cdiv(max_seg_len, bm), weight_indices.shape[0])
+    segs, rows, flat = row_tile_grid(x.shape[0], weight_indices.shape[0], max_seg_len, bm)
+    grid = (len(h_outs) * per_block, rows, segs)
     blocks = len(h_outs) * grid[1] * grid[2]
     k_per_split = cdiv(cdiv(K, bk), split) * bk
     ws = torch.zeros((blocks, 2, bm, br), dtype=torch.float32, device=x.device)
     counts = torch.zeros(blocks * (2 if mode == "fanout" else 1), dtype=torch.int64, device=x.device)
     pointers = (x, a, b, y, seg_indptr, weight_indices, proj_offsets, ws, counts)
     strides = (x.stride(0), a.stride(0), a.stride(1), b.stride(0), b.stride(1), y.stride(0))
-    args = (*pointers, K, rank, k_per_split, *strides, float(scale))
+    args = (*pointers, K, rank, k_per_split, *strides, float(scale), weight_indices.shape[0])
     meta = dict(
+        FLAT_SEGS=flat,
         BLOCK_M=bm,
         BLOCK_K=bk,
         BLOCK_N=bn,
@@ -343,7 +344,7 @@ def bind_splitk_dot(
     weight_indices: torch.Tensor, proj_offsets: torch.Tensor, *, h_outs: tuple[int, ...], max_seg_len: int,
     scale: float, accumulate: bool, inter_dtype: torch.dtype, config: Mapping[str, int],
 ) -> Callable[[], None]:  # fmt: skip
-    """fused/splitk/dot: grid (P x SPLIT_K x N_MULT, row tiles of the longest segment, segments); tl.dot for both
+    """fused/splitk/dot: grid (P x SPLIT_K x N_MULT, row tiles (``row_tile_grid``), segments); tl.dot for both
     products, the K reduction shared through the workspace."""
     return _bind(x, a, b, y, seg_indptr, weight_indices, proj_offsets, h_outs=h_outs, max_seg_len=max_seg_len,
                  scale=scale, accumulate=accumulate, inter_dtype=inter_dtype, config=config, use_dot=True)  # fmt: skip
@@ -414,11 +415,11 @@ def _shrink_splitlast_kernel(
     # strides (innermost strides are 1: operands are contiguous)
     stride_xt, stride_al, stride_ar, stride_vt,
     # scalars
-    scale,
+    scale, n_segs,
     # meta-parameters
     BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_R: tl.constexpr, SPLIT_K: tl.constexpr,
     EVEN_K: tl.constexpr, EVEN_R: tl.constexpr, ACCUMULATE: tl.constexpr, USE_DOT: tl.constexpr,
-    CAST_FP32: tl.constexpr,
+    CAST_FP32: tl.constexpr, FLAT_SEGS: tl.constexpr,
 ):  # fmt: skip
     """The shrink alone, ``v[seg, p*R:(p+1)*R] (+)= scale * x[seg] @ A[w, p*R:(p+1)*R]^T``, in one launch: a
     block (segment, row tile, projection) has SPLIT_K programs that add fp32 partials into the block's
@@ -429,8 +430,7 @@ def _shrink_splitlast_kernel(
     seg = tl.program_id(2)
     p = pid_ps // SPLIT_K
     part = pid_ps % SPLIT_K
-    start, end, w = load_segment(seg_indptr_ptr, weight_idx_ptr, seg)
-    row0 = start + pid_m * BLOCK_M
+    end, w, row0 = locate_tile(seg_indptr_ptr, weight_idx_ptr, seg, pid_m, n_segs, BLOCK_M, FLAT_SEGS)
     if row0 >= end:  # the whole block is past its segment: all of its programs return here
         return
     blk = (seg * tl.num_programs(1) + pid_m) * (tl.num_programs(0) // SPLIT_K) + p
@@ -464,18 +464,21 @@ def _bind_shrink_last(
     h_outs: tuple[int, ...] | None, max_seg_len: int, scale: float, accumulate: bool, config: Mapping[str, int],
     use_dot: bool,
 ) -> Callable[[], None]:  # fmt: skip
-    """Grid (P x SPLIT_K, row tiles of the longest segment, segments); a whole projection's rank per program."""
+    """Grid (P x SPLIT_K, row tiles of the longest segment, segments), or the segments' row tiles on one axis
+    where that launches fewer programs (``row_tile_grid``); a whole projection's rank per program."""
     bm, bk, split = (int(config[k]) for k in ("BLOCK_M", "BLOCK_K", "SPLIT_K"))
     n_proj = len(h_outs) if h_outs else 1
     K, rank = x.shape[1], a.shape[1] // n_proj
     br = max(16, triton.next_power_of_2(rank)) if use_dot else triton.next_power_of_2(rank)
-    grid = (n_proj * split, cdiv(max_seg_len, bm), weight_indices.shape[0])
+    segs, rows, flat = row_tile_grid(x.shape[0], weight_indices.shape[0], max_seg_len, bm)
+    grid = (n_proj * split, rows, segs)
     blocks = n_proj * grid[1] * grid[2]
     ws = torch.zeros((blocks, 2, bm, br), dtype=torch.float32, device=x.device)
     counts = torch.zeros(blocks, dtype=torch.int64, device=x.device)
     args = (x, a, v, seg_indptr, weight_indices, ws, counts, K, rank, cdiv(cdiv(K, bk), split) * bk,
-            x.stride(0), a.stride(0), a.stride(1), v.stride(0), float(scale))  # fmt: skip
+            x.stride(0), a.stride(0), a.stride(1), v.stride(0), float(scale), weight_indices.shape[0])  # fmt: skip
     meta = dict(
+        FLAT_SEGS=flat,
         BLOCK_M=bm,
         BLOCK_K=bk,
         BLOCK_R=br,

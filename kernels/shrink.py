@@ -30,7 +30,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import EVICTION, cdiv, dot_cast_fp32, launch_opts, load_segment
+from ._common import EVICTION, cdiv, dot_cast_fp32, launch_opts, load_segment, locate_tile, row_tile_grid
 
 
 @triton.jit
@@ -42,19 +42,18 @@ def _shrink_tile_kernel(
     # strides (innermost strides are 1: operands are contiguous)
     stride_xt, stride_al, stride_an, stride_vt,
     # scalars
-    scale,
+    scale, n_segs,
     # meta-parameters
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, SPLIT_K: tl.constexpr,
     EVEN_K: tl.constexpr, ACCUMULATE: tl.constexpr, ATOMIC: tl.constexpr, CAST_FP32: tl.constexpr,
-    EVICT_W: tl.constexpr,
+    EVICT_W: tl.constexpr, FLAT_SEGS: tl.constexpr,
 ):  # fmt: skip
     seg = tl.program_id(0)
     pid_m = tl.program_id(1)
     pid_nk = tl.program_id(2)
     pid_n = pid_nk // SPLIT_K
     pid_k = pid_nk % SPLIT_K
-    start, end, w = load_segment(seg_indptr_ptr, weight_idx_ptr, seg)
-    row0 = start + pid_m * BLOCK_M
+    end, w, row0 = locate_tile(seg_indptr_ptr, weight_idx_ptr, seg, pid_m, n_segs, BLOCK_M, FLAT_SEGS)
     if row0 >= end:
         return
     rm = row0 + tl.arange(0, BLOCK_M)
@@ -111,10 +110,12 @@ def _bind_dot(
     bm, bn, bk = int(config["BLOCK_M"]), int(config["BLOCK_N"]), int(config["BLOCK_K"])
     K, N = x.shape[1], a.shape[1]
     atomic = _atomic(v, split_k)
-    grid = (weight_indices.shape[0], cdiv(max_seg_len, bm), cdiv(N, bn) * split_k)
+    segs, rows, flat = row_tile_grid(x.shape[0], weight_indices.shape[0], max_seg_len, bm)
+    grid = (segs, rows, cdiv(N, bn) * split_k)
     zero_first = atomic and not accumulate
-    args = _args(x, a, v, seg_indptr, weight_indices, scale)
+    args = (*_args(x, a, v, seg_indptr, weight_indices, scale), weight_indices.shape[0])
     meta = dict(
+        FLAT_SEGS=flat,
         BLOCK_M=bm,
         BLOCK_N=bn,
         BLOCK_K=bk,
@@ -140,7 +141,7 @@ def bind_tile_dot(
     max_seg_len: int, scale: float, accumulate: bool, config: Mapping[str, int],
     h_outs: tuple[int, ...] | None = None,
 ) -> Callable[[], None]:  # fmt: skip
-    """shrink/tile/dot: grid (segments, row tiles of the longest segment, rank tiles)."""
+    """shrink/tile/dot: grid (segments, row tiles (``row_tile_grid``), rank tiles)."""
     return _bind_dot(x, a, v, seg_indptr, weight_indices, max_seg_len, scale, accumulate, config, 1)
 
 
