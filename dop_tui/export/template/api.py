@@ -30,7 +30,8 @@ tensors, ``clear_plans()`` lets them go; resizing a tensor in place is not suppo
 allocations are ``add_lora``'s fp32 intermediate and the projection offsets, made once per shape and device
 on the first call (make it before capturing, or pass ``workspace``). Dispatch reads only shapes,
 dtypes and the device's name; ``max_seg_len`` (the longest segment, if the caller knows it) lets the
-kernels launch fewer idle programs (default: T, always safe).
+kernels launch fewer idle programs (default: T, always safe; the kernels that tile rows then launch at most
+``cdiv(T, BLOCK_M) + S - 1`` row tiles, not ``S x cdiv(T, BLOCK_M)``).
 """
 
 from __future__ import annotations
