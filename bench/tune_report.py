@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from statistics import geometric_mean
 
@@ -36,6 +36,10 @@ def main() -> None:
                  f"ended: {s.finished or 'running or killed'}.")  # fmt: skip
     if "baselines" in s.env:
         lines.append(f"Baselines {s.env['baselines']}.")
+    timings = Counter(m.scenario + m.kernel for m in s.measurements if "/baseline/" in m.kernel and m.status == "ok")
+    if timings and max(timings.values()) > 1:
+        lines.append(f"Each baseline timed up to {max(timings.values())} times (a resume with `--retime-baselines` "
+                     "times them again); the speedups use its fastest time.")  # fmt: skip
     if s.rounds:
         last = s.rounds[-1]
         lines.append(f"{len(s.rounds) - 1} search rounds; {last['budget_used']} search measurements "
