@@ -322,8 +322,9 @@ class DopApp(App[None]):
         if self.state.state in ("running", "paused", "stopping"):
             self.state.state = "failed"
         self.notice = "failed" if self.state.state == "failed" else self.notice
-        self.notify(error, title="dop-tui", severity="error", timeout=8)
-        self.redraw()
+        if self.is_running and self.screen_stack:
+            self.notify(error, title="dop-tui", severity="error", timeout=8)
+            self.redraw()
 
     def on_run_ended(self, msg: RunEnded) -> None:
         run = self.current
@@ -336,8 +337,9 @@ class DopApp(App[None]):
         self.notice = self.state.state if run.started else self.notice
         if self.state.state == "finished":
             self.notice = f"finished ({self.state.finish_reason})"
-        self.refresh_bindings()
-        self.redraw()
+        if self.is_running and self.screen_stack:  # the run may end while the app shuts down: no screens then
+            self.refresh_bindings()
+            self.redraw()
 
     # -- drawing -----------------------------------------------------------------------------------------
     def on_resize(self) -> None:

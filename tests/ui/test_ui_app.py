@@ -12,7 +12,7 @@ from dop_tui.session.store import load
 from dop_tui.space import BASELINES
 from dop_tui.ui import app as app_module
 from dop_tui.ui.app import DopApp, make_app
-from dop_tui.ui.messages import EventsReady
+from dop_tui.ui.messages import EventsReady, RunEnded
 from dop_tui.ui.screens.gpu_offer import GpuOfferScreen
 from dop_tui.ui.screens.help import HelpScreen
 from dop_tui.ui.screens.new_job import NewJobScreen
@@ -505,3 +505,16 @@ def _tree_depth(node) -> int:
     while node.parent is not None:
         node, depth = node.parent, depth + 1
     return depth
+
+
+async def test_a_run_that_ends_while_the_app_shuts_down_is_noted_quietly(tmp_path: Path) -> None:
+    """The worker's RunEnded can arrive after the screens are gone (quitting as a job finishes): it is still
+    taken (the run is marked inactive), and nothing is drawn."""
+    app = _app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await finish(pilot)
+    run = app.current
+    run.active = True
+    assert not app.screen_stack
+    app.on_run_ended(RunEnded(run.id))
+    assert not run.active and app.notice == "finished (budget)"
