@@ -7,8 +7,8 @@
 #   bash bench/h200_tune_runs.sh job OUT NAME S         a new session OUT/NAME.json.gz from sessions/NAME.toml, S seconds
 #   bash bench/h200_tune_runs.sh ab OUT OLD [NEW]       bench/kernel_ab.py: the kernels in folder OLD (carried) against
 #                                                       those in NEW (default: the working tree's) on the top-2 configs
-#                                                       of the rank-16 and rank-64 fused, shrink and decode sessions
-#                                                       (346 scenarios, about 5 minutes)
+#                                                       of the rank-16 and rank-64 fused, shrink, decode and prefill
+#                                                       sessions (385 scenarios, about 3 minutes)
 #   bash bench/h200_tune_runs.sh ablate OUT             bench/kernel_ablation.py --hot on the shrink session and the
 #                                                       decode session's expand cases: launch, metadata round trip,
 #                                                       the rest, and full and meta again with the operands in L2
@@ -44,7 +44,8 @@ case "$STEP" in
     ;;
   ab)
     python3 bench/kernel_ab.py "$3" --new "${4:-}" sessions/h200-7b-fused.json.gz sessions/h200-7b-fused-r64.json.gz \
-      sessions/h200-7b-shrink.json.gz sessions/h200-7b-decode.json.gz --workers 14 --out "$OUT/kernel_ab.json" \
+      sessions/h200-7b-shrink.json.gz sessions/h200-7b-decode.json.gz sessions/h200-7b-prefill.json.gz --prefill \
+      --workers 14 --out "$OUT/kernel_ab.json" \
       > "$OUT/kernel_ab.txt" 2>&1
     echo "ab rc=$? after $(( $(date +%s) - START )) s"; grep -v "^fused-\|^shrink-\|^expand-" "$OUT/kernel_ab.txt" | tail -20
     ;;

@@ -2,16 +2,16 @@
 
   mkdir -p .ab/REV && git archive REV kernels | tar -x -C .ab/REV
   python bench/kernel_ab.py .ab/REV/kernels SESSION [SESSION ...] [--new .ab/REV2/kernels] [--sketches fused/splitk/]
-                            [--top 2] [--out F.json]
+                            [--top 2] [--prefill] [--out F.json]
 
-For every decode scenario of the sessions, the ``--top`` fastest recorded configs of the sketches whose ids start
-with one of ``--sketches`` (default: every sketch of ours) are run with the old version (the kernel file of the same
-name in the folder given) and the new one (the working tree's, or that of the ``--new`` folder), both checked
-against the float64 reference and timed one after the other by the tuner's method (a CUDA graph over copies rotated
-past L2); the session's fastest baseline of the scenario is timed again in the same process. Kernels are compiled
-first, in parallel worker processes (one Triton cache). Prints per scenario the best of each version and the
-baseline, and per session and op the geo-mean speedup over the baseline of each version; ``--out`` writes the rows
-as JSON.
+For every decode scenario of the sessions (and every prefill one with ``--prefill``), the ``--top`` fastest
+recorded configs of the sketches whose ids start with one of ``--sketches`` (default: every sketch of ours) are run
+with the old version (the kernel file of the same name in the folder given) and the new one (the working tree's, or
+that of the ``--new`` folder), both checked against the float64 reference and timed one after the other by the
+tuner's method (a CUDA graph over copies rotated past L2); the session's fastest baseline of the scenario is timed
+again in the same process. Kernels are compiled first, in parallel worker processes (one Triton cache). Prints per
+scenario the best of each version and the baseline, and per session and op the geo-mean speedup over the baseline
+of each version; ``--out`` writes the rows as JSON.
 """
 
 from __future__ import annotations
@@ -90,6 +90,7 @@ def main() -> None:
     p.add_argument("--new", default="", help="a folder with the new version's kernel files (default: the tree's)")
     p.add_argument("--sketches", action="append", default=[], help="sketch id prefix (any of them; default all)")
     p.add_argument("--top", type=int, default=2)
+    p.add_argument("--prefill", action="store_true", help="the prefill scenarios too (slower to time)")
     p.add_argument("--workers", type=int, default=12)
     p.add_argument("--out", default="")
     args = p.parse_args()
@@ -102,7 +103,7 @@ def main() -> None:
         s = load(path)
         base = baseline_times(s)
         for key, scn in s.scenarios.items():
-            if not base.get(key) or "prefill" in key:
+            if not base.get(key) or ("prefill" in key and not args.prefill):
                 continue
             ms = sorted((m for m in s.measurements if m.scenario == key and m.status == "ok" and m.us
                          and m.kernel in SKETCH_BY_ID and m.kernel.startswith(prefixes) and not m.screening),
