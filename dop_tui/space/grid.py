@@ -49,6 +49,12 @@ class GridShape:
         """Row tiles over all segments, ``sum_s ceil(l_s / t)``, per item."""
         return np.ceil(self.lens / t[:, None]).sum(axis=1)
 
+    def row_grid(self, t: np.ndarray) -> np.ndarray:
+        """Row tiles a row-tiled kernel launches (``kernels/_common.py``: ``row_tile_grid``): ``S * ceil(max len /
+        t)``, or where fewer, ``ceil(T / t) + S - 1`` (every segment's tiles in order, the last few empty)."""
+        plain = self.S * np.ceil(self.maxlen / t)
+        return plain if self.S <= 1 else np.minimum(plain, np.ceil(self.T / t) + self.S - 1)
+
     def col_tiles(self, bn: np.ndarray) -> np.ndarray:
         """Column tiles over all projections, ``sum_p ceil(h_p / bn)``."""
         return np.ceil(self.h_outs / bn[:, None]).sum(axis=1)
@@ -77,7 +83,7 @@ def shrink_dot(g: GridShape, p: Mapping[str, np.ndarray]) -> Analytic:
     out, launches = g.shrink_out(split)
     return {
         "launches": launches,
-        "programs": g.S * np.ceil(g.maxlen / bm) * nt * split,
+        "programs": g.row_grid(bm) * nt * split,
         "active": tiles * nt * split,
         "steps": np.ceil(np.ceil(g.K / bk) / split),
         "bytes": g.b * (g.T * g.K * nt + tiles * g.R * g.K) + out,
@@ -112,7 +118,7 @@ def _shrink_last(g: GridShape, p: Mapping[str, np.ndarray], dot: bool) -> Analyt
     out = g.bv * g.T * g.R * (2.0 if g.scn.accumulate else 1.0)
     return {
         "launches": np.ones_like(bm),
-        "programs": g.P * sk * np.ceil(g.maxlen / bm) * g.S,
+        "programs": g.P * sk * g.row_grid(bm),
         "active": tiles * g.P * sk,
         "steps": np.ceil(np.ceil(g.K / bk) / sk),
         "bytes": g.b * (g.T * g.K * g.P + tiles * g.R * g.K) + ws + out,
@@ -139,7 +145,7 @@ def expand_tile(g: GridShape, p: Mapping[str, np.ndarray]) -> Analytic:
     ct, tiles = g.col_tiles(bn), g.tiles(bm)
     return {
         "launches": np.ones_like(bm),
-        "programs": g.S * np.ceil(g.maxlen / bm) * np.ceil(g.maxH / bn) * g.P,
+        "programs": g.row_grid(bm) * np.ceil(g.maxH / bn) * g.P,
         "active": tiles * ct,
         "steps": np.ceil(g.r / bk),
         "bytes": _expand_io(g, ct, tiles),
@@ -200,7 +206,7 @@ def fused_tile(g: GridShape, p: Mapping[str, np.ndarray]) -> Analytic:
     splits, tiles = g.col_splits(bn, ns), g.tiles(bm)
     return {
         "launches": np.ones_like(bm),
-        "programs": g.P * ns * np.ceil(g.maxlen / bm) * g.S,
+        "programs": g.P * ns * g.row_grid(bm),
         "active": tiles * splits,
         "steps": np.ceil(g.K / bk) + np.ceil(np.ceil(g.maxH / bn) / ns),
         "bytes": _fused_io(g, splits, tiles),
@@ -239,7 +245,7 @@ def _fused_splitk(g: GridShape, p: Mapping[str, np.ndarray], dot: bool, mode: st
     ws = 4.0 * tiles * bm * g.P * rank * (2.0 * sk + expanders + 1.0)  # atomics, reads back, the zeroing
     return {
         "launches": np.ones_like(bm),
-        "programs": g.P * progs * np.ceil(g.maxlen / bm) * g.S,
+        "programs": g.P * progs * g.row_grid(bm),
         "active": tiles * g.P * progs,
         "steps": np.ceil(np.ceil(g.K / bk) / sk) + np.ceil(np.ceil(g.maxH / bn) / expanders),
         "bytes": g.b * (g.T * g.K * g.P + tiles * (g.R * g.K + g.H * g.r) + g.c * g.T * g.H) + ws,

@@ -88,6 +88,28 @@ def test_features_fixed_width_and_sane(sk):
         assert (x[COL["smem"]] > 0) == uses_dot
 
 
+@pytest.mark.parametrize("sk", [s for s in SKETCHES if s.family != "vllm"], ids=lambda s: s.id)
+def test_grid_models_count_the_programs_the_kernels_launch(sk, monkeypatch):
+    """``programs`` of a sketch's grid model is the grid its kernel launches (the interpreter's launches are
+    recorded, not run), on Skewed batches where the segments' row tiles in order are fewer and where not."""
+    from triton.runtime.interpreter import InterpretedFunction
+
+    from dop_tui.measure.launch import bind
+    from dop_tui.operands import make_operands
+    from dop_tui.space.grid import GridShape
+
+    grids: list[tuple[int, ...]] = []
+    monkeypatch.setattr(InterpretedFunction, "run", lambda self, *a, grid, warmup, **k: grids.append(grid))
+    rng = random.Random(sk.id)
+    for lens in ([3, 1, 1, 9], [40, 1, 1, 1, 1], [17]):
+        scn = make_scenario(sk.op, 256, (96, 64), 16, "bf16", lens, workload="skewed")
+        for c in [sample(sk.id, scn, rng) for _ in range(4)]:
+            grids.clear()
+            bind(sk.id, make_operands(scn), c.params)()
+            model = sk.grid(GridShape(scn), {k: np.array([float(v)]) for k, v in c.params.items()})
+            assert [int(np.prod(g)) for g in grids] == [model["programs"][0]], (lens, c.params)
+
+
 def test_features_by_hand():
     # decode Distinct, 16 one-token segments: tile/dot launches 16 programs of 16 rows, 15 of them padding
     scn = make_scenario("shrink", 4096, 4096, 16, "bf16", [1] * 16)
