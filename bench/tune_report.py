@@ -36,7 +36,7 @@ def main() -> None:
                  f"ended: {s.finished or 'running or killed'}.")  # fmt: skip
     if "baselines" in s.env:
         lines.append(f"Baselines {s.env['baselines']}.")
-    timings = Counter(m.scenario + m.kernel for m in s.measurements if "/baseline/" in m.kernel and m.status == "ok")
+    timings = Counter((m.scenario, m.kernel) for m in s.measurements if "/baseline/" in m.kernel and m.status == "ok")
     if timings and max(timings.values()) > 1:
         lines.append(f"Each baseline timed up to {max(timings.values())} times (a resume with `--retime-baselines` "
                      "times them again); the speedups use its fastest time.")  # fmt: skip

@@ -322,7 +322,7 @@ class DopApp(App[None]):
         if self.state.state in ("running", "paused", "stopping"):
             self.state.state = "failed"
         self.notice = "failed" if self.state.state == "failed" else self.notice
-        if self.is_running and self.screen_stack:
+        if self._panes_up:
             self.notify(error, title="dop-tui", severity="error", timeout=8)
             self.redraw()
 
@@ -337,7 +337,7 @@ class DopApp(App[None]):
         self.notice = self.state.state if run.started else self.notice
         if self.state.state == "finished":
             self.notice = f"finished ({self.state.finish_reason})"
-        if self.is_running and self.screen_stack:  # the run may end while the app shuts down: no screens then
+        if self._panes_up:  # the run may end while the app shuts down
             self.refresh_bindings()
             self.redraw()
 
@@ -350,12 +350,17 @@ class DopApp(App[None]):
         """Below ``SHORT_ROWS`` rows the charts shrink (z zooms one) so the leaderboard keeps rows to show."""
         self.screen_stack[0].set_class(self.size.height < SHORT_ROWS, "-short")
 
+    @property
+    def _panes_up(self) -> bool:
+        """Whether the panes can be drawn: the app runs and has its screens (not while it shuts down)."""
+        return self.is_running and bool(self.screen_stack)
+
     def _redraw_if_dirty(self) -> None:
-        if self._dirty and self.is_running:  # not while shutting down: the panes are being removed
+        if self._dirty and self._panes_up:
             self.redraw()
 
     def _tick(self) -> None:
-        if self.is_running and self.current is not None and self.current.active and self.current.started:
+        if self._panes_up and self.current is not None and self.current.active and self.current.started:
             self._draw_header()
 
     def _elapsed(self) -> float:
