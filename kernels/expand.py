@@ -96,6 +96,10 @@ def _expand_tile_kernel(
     v_cols = p * RANK + rk  # this projection's rank columns of v
     v_ptrs = v_ptr + rm[:, None].to(tl.int64) * (NUM_PROJ * RANK) + v_cols[None, :]  # [BLOCK_M, BLOCK_K]
     b_ptrs = b_ptr + w * stride_bl + (off + rn)[None, :] * RANK + rk[:, None]  # [BLOCK_K, BLOCK_N]
+    y_ptrs = y_ptr + rm[:, None].to(tl.int64) * stride_yt + (off + rn)[None, :]
+    out_mask = m_mask[:, None] & n_mask[None, :]
+    if ACCUMULATE:  # y's tile is loaded with the first v and B tiles: no round trip between the dot and the store
+        y_old = tl.load(y_ptrs, mask=out_mask, other=0.0)
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     for k0 in range(0, RANK, BLOCK_K):
         if EVEN_K:
@@ -112,8 +116,10 @@ def _expand_tile_kernel(
         acc += tl.dot(vt, bt)
         v_ptrs += BLOCK_K
         b_ptrs += BLOCK_K
-    y_ptrs = y_ptr + rm[:, None].to(tl.int64) * stride_yt + (off + rn)[None, :]
-    _write_out(y_ptrs, acc, m_mask[:, None] & n_mask[None, :], scale, ACCUMULATE)
+    acc = acc * scale
+    if ACCUMULATE:
+        acc += y_old.to(tl.float32)
+    tl.store(y_ptrs, acc.to(y_ptr.dtype.element_ty), mask=out_mask)
 
 
 @triton.jit

@@ -268,7 +268,7 @@ SKETCHES: tuple[Sketch, ...] = (
         grid.shrink_dot,
         (
             ("BLOCK_M", (16, 32, 64, 128)),
-            ("BLOCK_N", (16, 32, 64, 128)),
+            ("BLOCK_N", (16, 32, 64, 128, 256)),
             ("BLOCK_K", (32, 64, 128, 256)),
             ("WEIGHT_HINT", WEIGHT_HINT),
             ("num_warps", WARPS),
@@ -291,7 +291,7 @@ SKETCHES: tuple[Sketch, ...] = (
         grid.shrink_dot,
         (
             ("BLOCK_M", (16, 32, 64, 128)),
-            ("BLOCK_N", (16, 32, 64, 128)),
+            ("BLOCK_N", (16, 32, 64, 128, 256)),
             ("BLOCK_K", (32, 64, 128, 256)),
             ("SPLIT_K", (2, 4, 8, 16, 32, 64)),
             ("WEIGHT_HINT", WEIGHT_HINT),
