@@ -73,7 +73,8 @@ PATCHES: dict[str, dict[str, list[tuple[str, str]]]] = {
     "expand": {
         "empty": [("    pid_np = tl.program_id(2)\n", "    pid_np = tl.program_id(2)\n    if seg >= 0:" + RETURN),
                   ("    pid_np = tl.program_id(1)\n", "    pid_np = tl.program_id(1)\n    if seg >= 0:" + RETURN),
-                  ("    p = tl.program_id(2)\n", "    p = tl.program_id(2)\n    if p >= 0:" + RETURN)],
+                  ("    p = tl.program_id(2)\n", "    p = tl.program_id(2)\n    if p >= 0:" + RETURN),
+                  ("    pid_gp = tl.program_id(2)\n", "    pid_gp = tl.program_id(2)\n    if seg >= 0:" + RETURN)],
         "meta": [("    if (row0 >= end) | (col0 >= width):", "    if (end >= 0) | (col0 >= width):"),
                  ("    if (col0 >= width) | (start >= end):", "    if (col0 >= width) | (end >= 0):"),
                  ("    if (col0 >= width) | (first_start > first_end):", "    if (col0 >= width) | (first_end >= 0):")],

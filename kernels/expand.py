@@ -4,7 +4,7 @@
 rank columns ``p*r:(p+1)*r`` of ``v`` and the rows/columns ``o_p:o_p+h_p`` of ``B``/``y`` (``o`` is
 ``proj_offsets``, prefix sums of ``h_outs``; projections may differ in width). Products accumulate in
 fp32; ``scale`` multiplies the product; ``y`` is read and added to only when the op accumulates.
-Three structures, every program returning at once when its column tile lies past its projection's width:
+Four structures, every program returning at once when its column tile lies past its projection's width:
 
 - ``bind_tile_dot``: one program per (segment, row tile, column tile, projection); ``tl.dot`` over the
   rank in BLOCK_K pieces (masked when BLOCK_K does not divide r, BLOCK_K >= 16 even for r = 8). A fp32
@@ -17,6 +17,10 @@ Three structures, every program returning at once when its column tile lies past
   segment's B tile once and walks its rows: BLOCK_M rows per ``tl.dot`` (USE_DOT=1, rank padded to
   max(16, next_pow2(r))) or one token at a time with an fp32 FMA reduction over the rank (USE_DOT=0,
   rank padded to next_pow2(r); BLOCK_M is then unused).
+- ``bind_rows_dot``: one program per (segment, row tile, projection, group of COL_TILES column tiles): the row
+  tile's v ``[BLOCK_M, max(16, next_pow2(r))]`` is loaded once and multiplied by the group's B tiles in turn,
+  each tile's B and y loaded before the previous tile's product (v read once per group instead of once per
+  column tile: at rank 64 and thousands of tokens that re-read is as many bytes as y).
 
 Tested in the Triton interpreter against ``reference_loop`` (fp32, fp16, bf16, the last with the fp32 dot
 cast of ``_common``): random valid configs of every sketch on Distinct, Uniform, Skewed, Identical and
@@ -120,6 +124,61 @@ def _expand_tile_kernel(
     if ACCUMULATE:
         acc += y_old.to(tl.float32)
     tl.store(y_ptrs, acc.to(y_ptr.dtype.element_ty), mask=out_mask)
+
+
+@triton.jit
+def _expand_rows_kernel(
+    # pointers
+    v_ptr, b_ptr, y_ptr, seg_indptr_ptr, weight_idx_ptr, proj_offsets_ptr,
+    # strides (operands are contiguous: v's row stride is NUM_PROJ * RANK, B's row stride is RANK)
+    stride_bl, stride_yt,
+    # scalars
+    scale, n_segs,
+    # meta-parameters
+    RANK: tl.constexpr, NUM_PROJ: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+    BLOCK_R: tl.constexpr, COL_TILES: tl.constexpr, EVEN_R: tl.constexpr, ACCUMULATE: tl.constexpr,
+    CAST_FP32: tl.constexpr, EVICT_W: tl.constexpr, ALIGN: tl.constexpr, FLAT_SEGS: tl.constexpr,
+):  # fmt: skip
+    seg = tl.program_id(0)
+    pid_m = tl.program_id(1)
+    pid_gp = tl.program_id(2)
+    group = pid_gp // NUM_PROJ
+    p = pid_gp % NUM_PROJ
+    end, w, row0 = locate_tile(seg_indptr_ptr, weight_idx_ptr, seg, pid_m, n_segs, BLOCK_M, FLAT_SEGS)
+    off, width = _projection(proj_offsets_ptr, p, ALIGN)
+    col0 = group * (COL_TILES * BLOCK_N)
+    if (row0 >= end) | (col0 >= width):  # the exit waits for all the metadata: one round trip (_common)
+        return
+    rm = row0 + tl.arange(0, BLOCK_M)
+    rn = col0 + tl.arange(0, BLOCK_N)
+    rk = tl.arange(0, BLOCK_R)
+    m_mask = rm < end
+    k_mask = (rk < RANK) | EVEN_R
+    n_mask = rn < width
+    v_ptrs = v_ptr + rm[:, None].to(tl.int64) * (NUM_PROJ * RANK) + (p * RANK + rk)[None, :]  # [BLOCK_M, BLOCK_R]
+    b_ptrs = b_ptr + w * stride_bl + (off + rn)[None, :] * RANK + rk[:, None]  # [BLOCK_R, BLOCK_N]
+    y_ptrs = y_ptr + rm[:, None].to(tl.int64) * stride_yt + (off + rn)[None, :]
+    vt = tl.load(v_ptrs, mask=m_mask[:, None] & k_mask[None, :], other=0.0)
+    bt = tl.load(b_ptrs, mask=k_mask[:, None] & n_mask[None, :], other=0.0, eviction_policy=EVICT_W)
+    if ACCUMULATE:
+        yt = tl.load(y_ptrs, mask=m_mask[:, None] & n_mask[None, :], other=0.0)
+    vt, bt = _dot_operands(vt, bt, CAST_FP32)
+    n_tiles = tl.minimum(COL_TILES, tl.cdiv(width - col0, BLOCK_N))
+    for _ in range(0, n_tiles):
+        # the next tile's B and y, issued before this tile's product (masked off past the group's last tile)
+        nb_ptrs = b_ptrs + BLOCK_N * RANK
+        ny_ptrs = y_ptrs + BLOCK_N
+        nn_mask = (rn + BLOCK_N) < width
+        nbt = tl.load(nb_ptrs, mask=k_mask[:, None] & nn_mask[None, :], other=0.0, eviction_policy=EVICT_W)
+        if ACCUMULATE:
+            nyt = tl.load(ny_ptrs, mask=m_mask[:, None] & nn_mask[None, :], other=0.0)
+        out = tl.dot(vt, bt) * scale
+        if ACCUMULATE:
+            out += yt.to(tl.float32)
+            yt = nyt
+        tl.store(y_ptrs, out.to(y_ptr.dtype.element_ty), mask=m_mask[:, None] & n_mask[None, :])
+        bt = _dot_operands(vt, nbt, CAST_FP32)[1]
+        b_ptrs, y_ptrs, rn, n_mask = nb_ptrs, ny_ptrs, rn + BLOCK_N, nn_mask
 
 
 @triton.jit
@@ -295,6 +354,41 @@ def bind_tile_dot(
 
     def run() -> None:
         _expand_tile_kernel[grid](*args, **meta)
+
+    return run
+
+
+def bind_rows_dot(
+    v: torch.Tensor, b: torch.Tensor, y: torch.Tensor, seg_indptr: torch.Tensor, weight_indices: torch.Tensor,
+    proj_offsets: torch.Tensor, *, h_outs: tuple[int, ...], max_seg_len: int, scale: float, accumulate: bool,
+    config: Mapping[str, int],
+) -> Callable[[], None]:  # fmt: skip
+    """expand/rows/dot: grid (segments, row tiles (``row_tile_grid``), groups of COL_TILES column tiles x
+    projections); each program loads its rows of v once for the group's column tiles."""
+    bm, bn, ct = int(config["BLOCK_M"]), int(config["BLOCK_N"]), int(config["COL_TILES"])
+    rank, P = b.shape[2], len(h_outs)
+    block_r = max(DOT_MIN, triton.next_power_of_2(rank))
+    segs, rows, flat = row_tile_grid(v.shape[0], weight_indices.shape[0], max_seg_len, bm)
+    grid = (segs, rows, cdiv(cdiv(max(h_outs), bn), ct) * P)
+    args = (*_args((v, b, y, seg_indptr, weight_indices, proj_offsets), scale), weight_indices.shape[0])
+    meta = dict(
+        RANK=rank,
+        NUM_PROJ=P,
+        BLOCK_M=bm,
+        BLOCK_N=bn,
+        BLOCK_R=block_r,
+        COL_TILES=ct,
+        EVEN_R=rank == block_r,
+        ACCUMULATE=accumulate,
+        CAST_FP32=dot_cast_fp32(b),
+        EVICT_W=EVICTION[int(config["WEIGHT_HINT"])],
+        ALIGN=_align(h_outs),
+        FLAT_SEGS=flat,
+        **launch_opts(config),
+    )
+
+    def run() -> None:
+        _expand_rows_kernel[grid](*args, **meta)
 
     return run
 

@@ -135,9 +135,10 @@ def shrink_last_fma(g: GridShape, p: Mapping[str, np.ndarray]) -> Analytic:
     return _shrink_last(g, p, dot=False)
 
 
-def _expand_io(g: GridShape, col_tiles: np.ndarray, b_reads: np.ndarray) -> np.ndarray:
-    """v read once per column tile, B once per ``b_reads`` (row tiles or segments), y (read and) written."""
-    return g.bv * g.T * g.r * col_tiles + g.b * (b_reads * g.H * g.r + g.c * g.T * g.H)
+def _expand_io(g: GridShape, v_reads: np.ndarray, b_reads: np.ndarray) -> np.ndarray:
+    """v read once per ``v_reads`` (column tiles or groups of them), B once per ``b_reads`` (row tiles or
+    segments), y (read and) written."""
+    return g.bv * g.T * g.r * v_reads + g.b * (b_reads * g.H * g.r + g.c * g.T * g.H)
 
 
 def expand_tile(g: GridShape, p: Mapping[str, np.ndarray]) -> Analytic:
@@ -151,6 +152,22 @@ def expand_tile(g: GridShape, p: Mapping[str, np.ndarray]) -> Analytic:
         "bytes": _expand_io(g, ct, tiles),
         "rows": tiles * bm,
         "smem": st * (bm + bn) * bk * g.b,
+    }
+
+
+def expand_rows(g: GridShape, p: Mapping[str, np.ndarray]) -> Analytic:
+    """Programs of COL_TILES column tiles each: v read once per program, B once per row tile."""
+    bm, bn, ct, st = p["BLOCK_M"], p["BLOCK_N"], p["COL_TILES"], p["num_stages"]
+    tiles = g.tiles(bm)
+    groups = np.ceil(np.ceil(g.h_outs / bn[:, None]) / ct[:, None]).sum(axis=1)
+    return {
+        "launches": np.ones_like(bm),
+        "programs": g.row_grid(bm) * np.ceil(np.ceil(g.maxH / bn) / ct) * g.P,
+        "active": tiles * groups,
+        "steps": np.minimum(ct, np.ceil(g.maxH / bn)),
+        "bytes": _expand_io(g, groups, tiles),
+        "rows": tiles * bm,
+        "smem": st * (bm + bn) * g.dot_rank * g.b,
     }
 
 

@@ -157,12 +157,17 @@ def accumulator_registers(bm: Dim, bn: Dim) -> Rule:
     return rule
 
 
-def split_has_columns(s: Scenario, c: Mapping[str, int], d: DeviceSpec) -> str | None:
-    """N_SPLIT programs share a projection's column tiles: no more splits than tiles."""
-    tiles = cdiv(max(s.h_outs), c["BLOCK_N"])
-    if c["N_SPLIT"] > tiles:
-        return f"N_SPLIT={c['N_SPLIT']} exceeds the {tiles} column tiles"
-    return None
+def within_column_tiles(param: str) -> Rule:
+    """``param`` counts column tiles (or programs sharing them) of the widest projection: no more than there are
+    (N_SPLIT and EXPANDERS programs share a projection's tiles, a program walks COL_TILES of them)."""
+
+    def rule(s: Scenario, c: Mapping[str, int], d: DeviceSpec) -> str | None:
+        tiles = cdiv(max(s.h_outs), c["BLOCK_N"])
+        if c[param] > tiles:
+            return f"{param}={c[param]} exceeds the {tiles} column tiles"
+        return None
+
+    return rule
 
 
 def when(param: str, value: int, rule: Rule) -> Rule:
@@ -196,14 +201,6 @@ def columns_for_every_program(s: Scenario, c: Mapping[str, int], d: DeviceSpec) 
     progs, tiles = c["SPLIT_K"] * c["N_MULT"], cdiv(max(s.h_outs), c["BLOCK_N"])
     if c["N_MULT"] > 1 and progs > tiles:
         return f"SPLIT_K x N_MULT = {progs} programs per block exceed the {tiles} column tiles"
-    return None
-
-
-def expanders_have_columns(s: Scenario, c: Mapping[str, int], d: DeviceSpec) -> str | None:
-    """EXPANDERS programs share a block's column tiles: one without a tile would only wait."""
-    tiles = cdiv(max(s.h_outs), c["BLOCK_N"])
-    if c["EXPANDERS"] > tiles:
-        return f"EXPANDERS={c['EXPANDERS']} exceeds the {tiles} column tiles"
     return None
 
 
@@ -403,6 +400,30 @@ SKETCHES: tuple[Sketch, ...] = (
     ),
     Sketch(
         "expand",
+        "rows",
+        "dot",
+        "one program per (segment, row tile, projection, COL_TILES column tiles): its rows of v loaded once, "
+        "then the column tiles in turn, each tile's B and y loaded before the previous product; tl.dot",
+        Entry("expand", "bind_rows_dot"),
+        grid.expand_rows,
+        (
+            ("BLOCK_M", (16, 32, 64, 128)),
+            ("BLOCK_N", (32, 64, 128, 256)),
+            ("COL_TILES", (2, 4, 8, 16, 32)),
+            ("WEIGHT_HINT", WEIGHT_HINT),
+            ("num_warps", WARPS),
+            ("num_stages", (1, 2)),
+        ),
+        (
+            cap("BLOCK_M", _max_len, DOT_MIN),
+            cap("BLOCK_N", _n_dim, 32),
+            within_column_tiles("COL_TILES"),
+            dot_smem("BLOCK_M", "BLOCK_N", _rank_block),
+            fused_tile_registers,
+        ),
+    ),
+    Sketch(
+        "expand",
         "gemv",
         "fma",
         "one program per (segment, column tile, projection): the B tile is loaded once and applied to "
@@ -473,7 +494,7 @@ SKETCHES: tuple[Sketch, ...] = (
             cap("BLOCK_M", _max_len, DOT_MIN),
             cap("BLOCK_K", _k_dim, 32),
             cap("BLOCK_N", _n_dim, 32),
-            split_has_columns,
+            within_column_tiles("N_SPLIT"),
             dot_smem("BLOCK_M", _rank_block, "BLOCK_K"),
             dot_smem("BLOCK_M", "BLOCK_N", _rank_block),
             fused_tile_registers,
@@ -499,7 +520,7 @@ SKETCHES: tuple[Sketch, ...] = (
             cap("BLOCK_T", _max_len),
             cap("BLOCK_K", _k_dim, 64),
             cap("BLOCK_N", _n_dim, 32),
-            split_has_columns,
+            within_column_tiles("N_SPLIT"),
             fma_registers("BLOCK_T", _fma_rank, "BLOCK_K"),
             fma_registers("BLOCK_T", "BLOCK_N", _fma_rank),
         ),
@@ -573,7 +594,7 @@ SKETCHES: tuple[Sketch, ...] = (
         ),
         (
             *SPLITK_DOT_RULES,
-            expanders_have_columns,
+            within_column_tiles("EXPANDERS"),
         ),
     ),
     Sketch(
@@ -594,7 +615,7 @@ SKETCHES: tuple[Sketch, ...] = (
         ),
         (
             *SPLITK_FMA_RULES,
-            expanders_have_columns,
+            within_column_tiles("EXPANDERS"),
         ),
     ),
     Sketch(
