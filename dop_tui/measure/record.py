@@ -6,9 +6,11 @@ the correctness gate: never counts as fast), ``invalid`` (the space rejects the 
 use the scenario's roofline: achieved bandwidth = fewest bytes / time, FLOP rate = FLOPs / time, and
 fraction of floor = floor time / time (1.0 would be at the roofline). ``screening`` marks a quick ranking time
 (fewer calls, inputs possibly in L2): summaries leave it out of "best" figures. ``short`` marks the short graph
-of a candidate already slower than its scenario's bar; ``do_bench_us`` is the launch-inclusive time with L2
-flushed, when it was taken. Records written before these fields existed carry them in their text (a method
-starting ``screen:`` or containing ``, short``, a message quoting do_bench): ``from_json`` reads them from there.
+of a candidate whose probe was slower than its scenario's bar (a best only where nothing else was timed: a probe
+slowed by a stall once gave a 2.4 us expand a short graph that read 2% faster than its full ones);
+``do_bench_us`` is the launch-inclusive time with L2 flushed, when it was taken. Records written before these
+fields existed carry them in their text (a method starting ``screen:`` or containing ``, short``, a message
+quoting do_bench): ``from_json`` reads them from there.
 """
 
 from __future__ import annotations
@@ -54,9 +56,9 @@ class Measurement:
 
     @property
     def speed_key(self) -> tuple[bool, float]:
-        """What "faster" compares, everywhere a best is picked: a full timing before any screening time, then
-        the time (no time: last)."""
-        return self.screening, self.us if self.us is not None else math.inf
+        """What "faster" compares, everywhere a best is picked: a full timing before a short graph's (fewer input
+        copies, which can sit in L2 and flatter it) before any screening time, then the time (no time: last)."""
+        return self.screening, self.short, self.us if self.us is not None else math.inf
 
     @property
     def gbps(self) -> float | None:

@@ -96,17 +96,22 @@ def test_gpu_workers_keep_scenario_states_within_their_memory_share():
 
 
 def test_short_graph_timings_are_marked_and_never_the_best_of_their_scenario():
-    """On the H200 job's session: short graphs carry their probe in the method, and the best of every scenario
-    came from a full graph (a short one is slower than its scenario's bar by construction)."""
+    """On the H200 job's session: short graphs carry their probe in the method, and no summary takes one as a
+    scenario's best while a full timing exists. Their few input copies can sit in L2: in this session three short
+    graphs (probes slowed by a stall) read 2-4% faster than every full timing of their scenario."""
 
     from dop_tui.session.store import load
+    from dop_tui.session.summary import best_per_scenario
 
     session = load(ROOT / "sessions" / "h200-7b-decode.json.gz")
     ok = [m for m in session.measurements if m.status == "ok" and m.us is not None]
     short = [m for m in ok if m.short]
     assert short and all("(probe " in m.method for m in short)
-    best = {}
+    fastest = {}
     for m in ok:
-        if m.scenario not in best or m.us < best[m.scenario].us:
-            best[m.scenario] = m
-    assert not any(m.short for m in best.values())
+        if m.scenario not in fastest or m.us < fastest[m.scenario].us:
+            fastest[m.scenario] = m
+    assert any(m.short for m in fastest.values())  # the case the rule is for is in the data
+    full = {m.scenario for m in ok if not m.short and "/baseline/" not in m.kernel}
+    picked = {b.scenario: b.measurement for b in best_per_scenario(session)}
+    assert full <= set(picked) and not any(picked[k].short for k in full)
