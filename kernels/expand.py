@@ -154,7 +154,8 @@ def _expand_rows_kernel(
     rk = tl.arange(0, BLOCK_R)
     m_mask = rm < end
     k_mask = (rk < RANK) | EVEN_R
-    n_mask = rn < width
+    stop = tl.minimum(width, col0 + COL_TILES * BLOCK_N)  # the end of this program's columns
+    n_mask = rn < stop
     v_ptrs = v_ptr + rm[:, None].to(tl.int64) * (NUM_PROJ * RANK) + (p * RANK + rk)[None, :]  # [BLOCK_M, BLOCK_R]
     b_ptrs = b_ptr + w * stride_bl + (off + rn)[None, :] * RANK + rk[:, None]  # [BLOCK_R, BLOCK_N]
     y_ptrs = y_ptr + rm[:, None].to(tl.int64) * stride_yt + (off + rn)[None, :]
@@ -168,7 +169,7 @@ def _expand_rows_kernel(
         # the next tile's B and y, issued before this tile's product (masked off past the group's last tile)
         nb_ptrs = b_ptrs + BLOCK_N * RANK
         ny_ptrs = y_ptrs + BLOCK_N
-        nn_mask = (rn + BLOCK_N) < width
+        nn_mask = (rn + BLOCK_N) < stop
         nbt = tl.load(nb_ptrs, mask=k_mask[:, None] & nn_mask[None, :], other=0.0, eviction_policy=EVICT_W)
         if ACCUMULATE:
             nyt = tl.load(ny_ptrs, mask=m_mask[:, None] & nn_mask[None, :], other=0.0)
