@@ -11,9 +11,6 @@
 #                                                       those in NEW (default: the working tree's) on the top-2 configs
 #                                                       of the rank-16 and rank-64 fused, shrink, decode and prefill
 #                                                       sessions (385 scenarios, about 3 minutes)
-#   bash bench/h200_tune_runs.sh ab-expand OUT OLD      as ab, expand/ sketches only, on the decode, rank-64 ops and
-#                                                       prefill sessions; where the old kernels are faster (geo-mean)
-#                                                       OLD's expand.py replaces the tree's (for the steps after it)
 #   bash bench/h200_tune_runs.sh ablate OUT             bench/kernel_ablation.py --hot on the shrink session and the
 #                                                       decode session's expand cases: launch, metadata round trip,
 #                                                       the rest, and full and meta again with the operands in L2
@@ -53,21 +50,6 @@ case "$STEP" in
       > "$OUT/$3_rejob_log.txt" 2>&1
     echo "$3 rejob rc=$? after $(( $(date +%s) - START )) s"; tail -12 "$OUT/$3_rejob_log.txt"
     ;;
-  ab-expand)
-    python3 bench/kernel_ab.py "$3" sessions/h200-7b-decode.json.gz sessions/h200-7b-ops-r64.json.gz \
-      sessions/h200-7b-prefill.json.gz sessions/h200-7b-prefill-r64.json.gz --prefill --sketches expand/ \
-      --workers 14 --out "$OUT/kernel_ab_expand.json" > "$OUT/kernel_ab_expand.txt" 2>&1
-    echo "ab-expand rc=$? after $(( $(date +%s) - START )) s"; grep -v "^expand-" "$OUT/kernel_ab_expand.txt" | tail -8
-    python3 - "$OUT/kernel_ab_expand.json" "$3/expand.py" <<'PY'
-import json, math, shutil, sys
-rows = [r for r in json.load(open(sys.argv[1])) if r.get("best_old_us") and r.get("best_new_us")]
-gain = math.exp(sum(math.log(r["best_old_us"] / r["best_new_us"]) for r in rows) / len(rows))
-print(f"expand new/old speed, geo-mean over {len(rows)} scenarios: {gain:.4f}")
-if gain < 1:
-    shutil.copy(sys.argv[2], "kernels/expand.py")
-    print("the old expand.py is faster: it replaces the tree's for the steps after this one")
-PY
-    ;;
   ab)
     python3 bench/kernel_ab.py "$3" --new "${4:-}" sessions/h200-7b-fused.json.gz sessions/h200-7b-fused-r64.json.gz \
       sessions/h200-7b-shrink.json.gz sessions/h200-7b-decode.json.gz sessions/h200-7b-prefill.json.gz --prefill \
@@ -81,7 +63,7 @@ PY
     echo "shrink ablation rc=$? after $(( $(date +%s) - START )) s"
     python3 bench/kernel_ablation.py sessions/h200-7b-decode.json.gz --sketches expand/ --hot \
       --out "$OUT/ablation_expand.json" > "$OUT/ablation_expand.txt" 2>&1
-    echo "expand ablation rc=$? after $(( $(date +%s) - START )) s"; tail -5 "$OUT"/ablation_*.txt
+    echo "expand ablation rc=$? after $(( $(date +%s) - START )) s"; tail -n 5 "$OUT"/ablation_*.txt
     ;;
   *) echo "unknown step $STEP"; exit 2 ;;
 esac

@@ -43,12 +43,28 @@ DOT_MIN = 16  # tl.dot needs at least 16 along each dimension
 
 
 @triton.jit
-def _write_out(y_ptrs, acc, mask, scale, ACCUMULATE: tl.constexpr):
-    """``y (+)= scale * acc`` under ``mask``, adding in fp32 and storing in y's dtype."""
+def _load_prior(y_ptrs, mask, ACCUMULATE: tl.constexpr):
+    """y's tile to add to when the op accumulates (a kernel may load it early, with its first operands); else a
+    placeholder that ``_store_sum`` ignores."""
+    prior = 0.0
+    if ACCUMULATE:
+        prior = tl.load(y_ptrs, mask=mask, other=0.0)
+    return prior
+
+
+@triton.jit
+def _store_sum(y_ptrs, acc, prior, mask, scale, ACCUMULATE: tl.constexpr):
+    """``y = scale * acc (+ prior)`` under ``mask``, adding in fp32 and storing in y's dtype."""
     acc = acc * scale
     if ACCUMULATE:
-        acc += tl.load(y_ptrs, mask=mask, other=0.0).to(tl.float32)
+        acc += prior.to(tl.float32)
     tl.store(y_ptrs, acc.to(y_ptrs.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def _write_out(y_ptrs, acc, mask, scale, ACCUMULATE: tl.constexpr):
+    """``y (+)= scale * acc`` under ``mask``, y's tile loaded only now."""
+    _store_sum(y_ptrs, acc, _load_prior(y_ptrs, mask, ACCUMULATE), mask, scale, ACCUMULATE)
 
 
 @triton.jit
@@ -102,8 +118,8 @@ def _expand_tile_kernel(
     b_ptrs = b_ptr + w * stride_bl + (off + rn)[None, :] * RANK + rk[:, None]  # [BLOCK_K, BLOCK_N]
     y_ptrs = y_ptr + rm[:, None].to(tl.int64) * stride_yt + (off + rn)[None, :]
     out_mask = m_mask[:, None] & n_mask[None, :]
-    if ACCUMULATE:  # y's tile is loaded with the first v and B tiles: no round trip between the dot and the store
-        y_old = tl.load(y_ptrs, mask=out_mask, other=0.0)
+    # y's tile is loaded with the first v and B tiles: no round trip between the dot and the store
+    prior = _load_prior(y_ptrs, out_mask, ACCUMULATE)
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     for k0 in range(0, RANK, BLOCK_K):
         if EVEN_K:
@@ -120,10 +136,7 @@ def _expand_tile_kernel(
         acc += tl.dot(vt, bt)
         v_ptrs += BLOCK_K
         b_ptrs += BLOCK_K
-    acc = acc * scale
-    if ACCUMULATE:
-        acc += y_old.to(tl.float32)
-    tl.store(y_ptrs, acc.to(y_ptr.dtype.element_ty), mask=out_mask)
+    _store_sum(y_ptrs, acc, prior, out_mask, scale, ACCUMULATE)
 
 
 @triton.jit
@@ -161,23 +174,17 @@ def _expand_rows_kernel(
     y_ptrs = y_ptr + rm[:, None].to(tl.int64) * stride_yt + (off + rn)[None, :]
     vt = tl.load(v_ptrs, mask=m_mask[:, None] & k_mask[None, :], other=0.0)
     bt = tl.load(b_ptrs, mask=k_mask[:, None] & n_mask[None, :], other=0.0, eviction_policy=EVICT_W)
-    if ACCUMULATE:
-        yt = tl.load(y_ptrs, mask=m_mask[:, None] & n_mask[None, :], other=0.0)
+    yt = _load_prior(y_ptrs, m_mask[:, None] & n_mask[None, :], ACCUMULATE)
     vt, bt = _dot_operands(vt, bt, CAST_FP32)
-    n_tiles = tl.minimum(COL_TILES, tl.cdiv(width - col0, BLOCK_N))
-    for _ in range(0, n_tiles):
+    for _ in range(0, tl.cdiv(stop - col0, BLOCK_N)):
         # the next tile's B and y, issued before this tile's product (masked off past the group's last tile)
         nb_ptrs = b_ptrs + BLOCK_N * RANK
         ny_ptrs = y_ptrs + BLOCK_N
         nn_mask = (rn + BLOCK_N) < stop
         nbt = tl.load(nb_ptrs, mask=k_mask[:, None] & nn_mask[None, :], other=0.0, eviction_policy=EVICT_W)
-        if ACCUMULATE:
-            nyt = tl.load(ny_ptrs, mask=m_mask[:, None] & nn_mask[None, :], other=0.0)
-        out = tl.dot(vt, bt) * scale
-        if ACCUMULATE:
-            out += yt.to(tl.float32)
-            yt = nyt
-        tl.store(y_ptrs, out.to(y_ptr.dtype.element_ty), mask=m_mask[:, None] & n_mask[None, :])
+        nyt = _load_prior(ny_ptrs, m_mask[:, None] & nn_mask[None, :], ACCUMULATE)
+        _store_sum(y_ptrs, tl.dot(vt, bt), yt, m_mask[:, None] & n_mask[None, :], scale, ACCUMULATE)
+        yt = nyt
         bt = _dot_operands(vt, nbt, CAST_FP32)[1]
         b_ptrs, y_ptrs, rn, n_mask = nb_ptrs, ny_ptrs, rn + BLOCK_N, nn_mask
 
