@@ -14,6 +14,10 @@
 #   bash bench/h200_tune_runs.sh ablate OUT             bench/kernel_ablation.py --hot on the shrink session and the
 #                                                       decode session's expand cases: launch, metadata round trip,
 #                                                       the rest, and full and meta again with the operands in L2
+#   bash bench/h200_tune_runs.sh ablate-expand OUT NAME [NAME ...]
+#                                                       bench/kernel_ablation.py --hot on the expand/tile cases of
+#                                                       sessions/NAME.json.gz (adds nodot and noload: the products
+#                                                       and the v and B reads)
 # On a machine with several GPUs, set CUDA_VISIBLE_DEVICES per step to run steps side by side.
 set -u
 STEP=$1
@@ -64,6 +68,14 @@ case "$STEP" in
     python3 bench/kernel_ablation.py sessions/h200-7b-decode.json.gz --sketches expand/ --hot \
       --out "$OUT/ablation_expand.json" > "$OUT/ablation_expand.txt" 2>&1
     echo "expand ablation rc=$? after $(( $(date +%s) - START )) s"; tail -n 5 "$OUT"/ablation_*.txt
+    ;;
+  ablate-expand)
+    shift 2
+    for NAME in "$@"; do
+      python3 bench/kernel_ablation.py "sessions/$NAME.json.gz" --sketches expand/tile/ --hot \
+        --out "$OUT/ablation_expand_$NAME.json" > "$OUT/ablation_expand_$NAME.txt" 2>&1
+      echo "$NAME expand ablation rc=$? after $(( $(date +%s) - START )) s"; tail -n 14 "$OUT/ablation_expand_$NAME.txt"
+    done
     ;;
   *) echo "unknown step $STEP"; exit 2 ;;
 esac

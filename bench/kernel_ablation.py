@@ -11,6 +11,10 @@ from its source (kernels to time, not to use: their results are wrong). Per kern
   left is loading the operands, the products and the stores;
 - ``nowait`` (``fused/splitk/*``, the kernels that wait): the partials' atomics and the count, but nobody waits
   or reads the workspace.
+- ``nodot`` (``expand/tile/*``): every load and store, but each product is two row and column sums on the CUDA
+  cores in place of the tensor-core ``tl.dot``: what the products cost on the program's path;
+- ``noload`` (``expand/tile/*``): the products and y's load and store, but the v and B tiles are constants (their
+  loads are dead): what reading v and B (from L2, re-read once per column and row tile) costs.
 
 ``meta - empty`` is the metadata round trip, ``full - meta`` the operands' loads, the products and the store
 (and, for the split-K kernel, ``full - nosync`` the dependent reduction). Timed by the tuner's method (a CUDA
@@ -40,6 +44,9 @@ from dop_tui.session.summary import baseline_times, best_per_scenario
 
 KERNELS = Path(__file__).resolve().parent.parent / "kernels"
 RETURN = "\n        return\n"
+DOT_INPUTS = "        vt, bt = _dot_operands(vt, bt, CAST_FP32)\n"
+TILE_DOT = DOT_INPUTS + "        acc += tl.dot(vt, bt)\n"  # expand/tile/dot's product
+CONST = "(tl.zeros(({}), dtype=tl.float32) + scale).to(b_ptr.dtype.element_ty)\n"  # a tile no load feeds
 NOWAIT = [("        if WAIT:\n            acc = _await_sum(count_ptr + blk",
            "        if WAIT:\n            if K < 0:\n                acc = _await_sum(count_ptr + blk")]  # fmt: skip
 # (old, new) source patches per ablation, every occurrence replaced; each must occur. ``meta`` turns a metadata
@@ -78,6 +85,10 @@ PATCHES: dict[str, dict[str, list[tuple[str, str]]]] = {
         "meta": [("    if (row0 >= end) | (col0 >= width):", "    if (end >= 0) | (col0 >= width):"),
                  ("    if (col0 >= width) | (start >= end):", "    if (col0 >= width) | (end >= 0):"),
                  ("    if (col0 >= width) | (first_start > first_end):", "    if (col0 >= width) | (first_end >= 0):")],
+        "nodot": [(TILE_DOT, DOT_INPUTS + "        acc += tl.sum(vt.to(tl.float32), axis=1)[:, None]\n"
+                   "        acc += tl.sum(bt.to(tl.float32), axis=0)[None, :]\n")],
+        "noload": [(TILE_DOT, "        vt = " + CONST.format("BLOCK_M, BLOCK_K") + "        bt = "
+                    + CONST.format("BLOCK_K, BLOCK_N") + TILE_DOT)],
     },
     "shrink": {
         "empty": [("    pid_nk = tl.program_id(2)\n", "    pid_nk = tl.program_id(2)\n    if seg >= 0:" + RETURN),
@@ -87,7 +98,12 @@ PATCHES: dict[str, dict[str, list[tuple[str, str]]]] = {
     },
 }  # fmt: skip
 # The ablations that mean something only for some sketches of a file (sketch id prefixes); the rest apply to all.
-ONLY_FOR = {"nowait": ("fused/splitk/",), "nosync": ("fused/splitk/", "fused/splitk-last/", "shrink/splitk-last/")}
+ONLY_FOR = {
+    "nowait": ("fused/splitk/",),
+    "nosync": ("fused/splitk/", "fused/splitk-last/", "shrink/splitk-last/"),
+    "nodot": ("expand/tile/",),
+    "noload": ("expand/tile/",),
+}
 
 
 def applies(name: str, kernel_id: str) -> bool:
