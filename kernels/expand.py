@@ -4,7 +4,7 @@
 rank columns ``p*r:(p+1)*r`` of ``v`` and the rows/columns ``o_p:o_p+h_p`` of ``B``/``y`` (``o`` is
 ``proj_offsets``, prefix sums of ``h_outs``; projections may differ in width). Products accumulate in
 fp32; ``scale`` multiplies the product; ``y`` is read and added to only when the op accumulates.
-Four structures, every program returning at once when its column tile lies past its projection's width:
+Five structures, every program returning at once when its column tile lies past its projection's width:
 
 - ``bind_tile_dot``: one program per (segment, row tile, column tile, projection); ``tl.dot`` over the
   rank in BLOCK_K pieces (masked when BLOCK_K does not divide r, BLOCK_K >= 16 even for r = 8). A fp32
@@ -21,6 +21,10 @@ Four structures, every program returning at once when its column tile lies past 
   tile's v ``[BLOCK_M, max(16, next_pow2(r))]`` is loaded once and multiplied by the group's B tiles in turn,
   each tile's B and y loaded before the previous tile's product (v read once per group instead of once per
   column tile: at rank 64 and thousands of tokens that re-read is as many bytes as y).
+- ``bind_cols_dot``: its mirror, one program per (segment, group of ROW_TILES row tiles, column tile, projection):
+  the column tile of B ``[max(16, next_pow2(r)), BLOCK_N]`` is loaded once and applied to the group's row tiles
+  in turn, each tile's v and y loaded before the previous tile's product (B read once per group instead of once
+  per row tile: at rank 64 that re-read is twice v's, and reading v and B is 15-19% of the tile kernel's time).
 
 Tested in the Triton interpreter against ``reference_loop`` (fp32, fp16, bf16, the last with the fp32 dot
 cast of ``_common``): random valid configs of every sketch on Distinct, Uniform, Skewed, Identical and
@@ -187,6 +191,57 @@ def _expand_rows_kernel(
         yt = nyt
         bt = _dot_operands(vt, nbt, CAST_FP32)[1]
         b_ptrs, y_ptrs, rn, n_mask = nb_ptrs, ny_ptrs, rn + BLOCK_N, nn_mask
+
+
+@triton.jit
+def _expand_cols_kernel(
+    # pointers
+    v_ptr, b_ptr, y_ptr, seg_indptr_ptr, weight_idx_ptr, proj_offsets_ptr,
+    # strides (operands are contiguous: v's row stride is NUM_PROJ * RANK, B's row stride is RANK)
+    stride_bl, stride_yt,
+    # scalars
+    scale,
+    # meta-parameters
+    RANK: tl.constexpr, NUM_PROJ: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+    BLOCK_R: tl.constexpr, ROW_TILES: tl.constexpr, EVEN_R: tl.constexpr, ACCUMULATE: tl.constexpr,
+    CAST_FP32: tl.constexpr, EVICT_W: tl.constexpr, ALIGN: tl.constexpr,
+):  # fmt: skip
+    seg = tl.program_id(0)
+    pid_g = tl.program_id(1)
+    pid_np = tl.program_id(2)
+    pid_n = pid_np // NUM_PROJ
+    p = pid_np % NUM_PROJ
+    start, end, w = load_segment(seg_indptr_ptr, weight_idx_ptr, seg)
+    off, width = _projection(proj_offsets_ptr, p, ALIGN)
+    row0 = start + pid_g * (ROW_TILES * BLOCK_M)
+    col0 = pid_n * BLOCK_N
+    if (row0 >= end) | (col0 >= width):  # the exit waits for all the metadata: one round trip (_common)
+        return
+    rm = row0 + tl.arange(0, BLOCK_M)
+    rn = col0 + tl.arange(0, BLOCK_N)
+    rk = tl.arange(0, BLOCK_R)
+    k_mask = (rk < RANK) | EVEN_R
+    n_mask = rn < width
+    stop = tl.minimum(end, row0 + ROW_TILES * BLOCK_M)  # the end of this program's rows
+    m_mask = rm < stop
+    v_ptrs = v_ptr + rm[:, None].to(tl.int64) * (NUM_PROJ * RANK) + (p * RANK + rk)[None, :]  # [BLOCK_M, BLOCK_R]
+    b_ptrs = b_ptr + w * stride_bl + (off + rn)[None, :] * RANK + rk[:, None]  # [BLOCK_R, BLOCK_N]
+    y_ptrs = y_ptr + rm[:, None].to(tl.int64) * stride_yt + (off + rn)[None, :]
+    bt = tl.load(b_ptrs, mask=k_mask[:, None] & n_mask[None, :], other=0.0, eviction_policy=EVICT_W)
+    vt = tl.load(v_ptrs, mask=m_mask[:, None] & k_mask[None, :], other=0.0)
+    yt = _load_prior(y_ptrs, m_mask[:, None] & n_mask[None, :], ACCUMULATE)
+    bt = _dot_operands(vt, bt, CAST_FP32)[1]
+    for _ in range(0, tl.cdiv(stop - row0, BLOCK_M)):
+        # the next tile's v and y, issued before this tile's product (masked off past the program's last row)
+        nv_ptrs = v_ptrs + BLOCK_M * (NUM_PROJ * RANK)
+        ny_ptrs = y_ptrs + BLOCK_M * stride_yt
+        nm_mask = (rm + BLOCK_M) < stop
+        nvt = tl.load(nv_ptrs, mask=nm_mask[:, None] & k_mask[None, :], other=0.0)
+        nyt = _load_prior(ny_ptrs, nm_mask[:, None] & n_mask[None, :], ACCUMULATE)
+        prod = tl.dot(_dot_operands(vt, bt, CAST_FP32)[0], bt)
+        _store_sum(y_ptrs, prod, yt, m_mask[:, None] & n_mask[None, :], scale, ACCUMULATE)
+        vt, yt = nvt, nyt
+        v_ptrs, y_ptrs, rm, m_mask = nv_ptrs, ny_ptrs, rm + BLOCK_M, nm_mask
 
 
 @triton.jit
@@ -397,6 +452,39 @@ def bind_rows_dot(
 
     def run() -> None:
         _expand_rows_kernel[grid](*args, **meta)
+
+    return run
+
+
+def bind_cols_dot(
+    v: torch.Tensor, b: torch.Tensor, y: torch.Tensor, seg_indptr: torch.Tensor, weight_indices: torch.Tensor,
+    proj_offsets: torch.Tensor, *, h_outs: tuple[int, ...], max_seg_len: int, scale: float, accumulate: bool,
+    config: Mapping[str, int],
+) -> Callable[[], None]:  # fmt: skip
+    """expand/cols/dot: grid (segments, groups of ROW_TILES row tiles of the longest segment, column tiles x
+    projections); each program loads its B tile once for the group's row tiles."""
+    bm, bn, rt = int(config["BLOCK_M"]), int(config["BLOCK_N"]), int(config["ROW_TILES"])
+    rank, P = b.shape[2], len(h_outs)
+    block_r = max(DOT_MIN, triton.next_power_of_2(rank))
+    grid = (weight_indices.shape[0], cdiv(cdiv(max_seg_len, bm), rt), cdiv(max(h_outs), bn) * P)
+    args = _args((v, b, y, seg_indptr, weight_indices, proj_offsets), scale)
+    meta = dict(
+        RANK=rank,
+        NUM_PROJ=P,
+        BLOCK_M=bm,
+        BLOCK_N=bn,
+        BLOCK_R=block_r,
+        ROW_TILES=rt,
+        EVEN_R=rank == block_r,
+        ACCUMULATE=accumulate,
+        CAST_FP32=dot_cast_fp32(b),
+        EVICT_W=EVICTION[int(config["WEIGHT_HINT"])],
+        ALIGN=_align(h_outs),
+        **launch_opts(config),
+    )
+
+    def run() -> None:
+        _expand_cols_kernel[grid](*args, **meta)
 
     return run
 

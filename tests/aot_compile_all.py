@@ -16,6 +16,7 @@ from dop_tui.space import BASELINES, SKETCHES, sample_many
 # are read later, overlapping the shrink; the walk kernel's are its first segment's and the projection's)
 METADATA_LOADS = {"_shrink_tile_kernel": 3, "_shrink_gemv_kernel": 3, "_shrink_splitlast_kernel": 3,
                   "_expand_tile_kernel": 5, "_expand_gemv_kernel": 5, "_expand_walk_kernel": 5,
+                  "_expand_cols_kernel": 5,
                   "_fused_tile_kernel": 5, "_fused_gemv_kernel": 5, "_fused_splitk_kernel": 3}  # fmt: skip
 failures = 0
 scenarios = {

@@ -171,6 +171,22 @@ def expand_rows(g: GridShape, p: Mapping[str, np.ndarray]) -> Analytic:
     }
 
 
+def expand_cols(g: GridShape, p: Mapping[str, np.ndarray]) -> Analytic:
+    """Programs of ROW_TILES row tiles each: B read once per program, v once per column tile."""
+    bm, bn, rt, st = p["BLOCK_M"], p["BLOCK_N"], p["ROW_TILES"], p["num_stages"]
+    ct, tiles = g.col_tiles(bn), g.tiles(bm)
+    groups = np.ceil(np.ceil(g.lens / bm[:, None]) / rt[:, None]).sum(axis=1)
+    return {
+        "launches": np.ones_like(bm),
+        "programs": g.S * np.ceil(np.ceil(g.maxlen / bm) / rt) * np.ceil(g.maxH / bn) * g.P,
+        "active": groups * ct,
+        "steps": np.minimum(rt, np.ceil(g.maxlen / bm)),
+        "bytes": _expand_io(g, ct, groups),
+        "rows": tiles * bm,
+        "smem": st * (bm + bn) * g.dot_rank * g.b,
+    }
+
+
 def expand_gemv(g: GridShape, p: Mapping[str, np.ndarray]) -> Analytic:
     bt, bn = p["BLOCK_T"], p["BLOCK_N"]
     ct = g.col_tiles(bn)

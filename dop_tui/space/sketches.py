@@ -170,6 +170,18 @@ def within_column_tiles(param: str) -> Rule:
     return rule
 
 
+def within_row_tiles(param: str) -> Rule:
+    """A program walks ``param`` row tiles of one segment: no more than the longest segment has."""
+
+    def rule(s: Scenario, c: Mapping[str, int], d: DeviceSpec) -> str | None:
+        tiles = cdiv(s.max_seg_len, c["BLOCK_M"])
+        if c[param] > tiles:
+            return f"{param}={c[param]} exceeds the {tiles} row tiles of the longest segment"
+        return None
+
+    return rule
+
+
 def when(param: str, value: int, rule: Rule) -> Rule:
     """Apply ``rule`` only to configs whose ``param`` equals ``value`` (a structural switch)."""
 
@@ -418,6 +430,30 @@ SKETCHES: tuple[Sketch, ...] = (
             cap("BLOCK_M", _max_len, DOT_MIN),
             cap("BLOCK_N", _n_dim, 32),
             within_column_tiles("COL_TILES"),
+            dot_smem("BLOCK_M", "BLOCK_N", _rank_block),
+            fused_tile_registers,
+        ),
+    ),
+    Sketch(
+        "expand",
+        "cols",
+        "dot",
+        "one program per (segment, ROW_TILES row tiles, column tile, projection): its column tile of B loaded "
+        "once, then the row tiles in turn, each tile's v and y loaded before the previous product; tl.dot",
+        Entry("expand", "bind_cols_dot"),
+        grid.expand_cols,
+        (
+            ("BLOCK_M", (16, 32, 64, 128)),
+            ("BLOCK_N", (32, 64, 128, 256)),
+            ("ROW_TILES", (1, 2, 4, 8, 16, 32)),
+            ("WEIGHT_HINT", WEIGHT_HINT),
+            ("num_warps", WARPS),
+            ("num_stages", (1, 2)),
+        ),
+        (
+            cap("BLOCK_M", _max_len, DOT_MIN),
+            cap("BLOCK_N", _n_dim, 32),
+            within_row_tiles("ROW_TILES"),
             dot_smem("BLOCK_M", "BLOCK_N", _rank_block),
             fused_tile_registers,
         ),
