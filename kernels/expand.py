@@ -387,6 +387,25 @@ def _align(h_outs: tuple[int, ...]) -> int:
     return a
 
 
+def _whole_rank_meta(b: torch.Tensor, h_outs: tuple[int, ...], accumulate: bool, config: Mapping[str, int]) -> dict:
+    """Meta-parameters of the kernels that hold a whole-rank v or B tile (``BLOCK_R``: the rank padded to a power
+    of two of at least 16) and walk tiles of the other operand: rows/dot and cols/dot."""
+    rank, block_r = b.shape[2], max(DOT_MIN, triton.next_power_of_2(b.shape[2]))
+    return dict(
+        RANK=rank,
+        NUM_PROJ=len(h_outs),
+        BLOCK_M=int(config["BLOCK_M"]),
+        BLOCK_N=int(config["BLOCK_N"]),
+        BLOCK_R=block_r,
+        EVEN_R=rank == block_r,
+        ACCUMULATE=accumulate,
+        CAST_FP32=dot_cast_fp32(b),
+        EVICT_W=EVICTION[int(config["WEIGHT_HINT"])],
+        ALIGN=_align(h_outs),
+        **launch_opts(config),
+    )
+
+
 def bind_tile_dot(
     v: torch.Tensor, b: torch.Tensor, y: torch.Tensor, seg_indptr: torch.Tensor, weight_indices: torch.Tensor,
     proj_offsets: torch.Tensor, *, h_outs: tuple[int, ...], max_seg_len: int, scale: float, accumulate: bool,
@@ -429,26 +448,10 @@ def bind_rows_dot(
     """expand/rows/dot: grid (segments, row tiles (``row_tile_grid``), groups of COL_TILES column tiles x
     projections); each program loads its rows of v once for the group's column tiles."""
     bm, bn, ct = int(config["BLOCK_M"]), int(config["BLOCK_N"]), int(config["COL_TILES"])
-    rank, P = b.shape[2], len(h_outs)
-    block_r = max(DOT_MIN, triton.next_power_of_2(rank))
     segs, rows, flat = row_tile_grid(v.shape[0], weight_indices.shape[0], max_seg_len, bm)
-    grid = (segs, rows, cdiv(cdiv(max(h_outs), bn), ct) * P)
+    grid = (segs, rows, cdiv(cdiv(max(h_outs), bn), ct) * len(h_outs))
     args = (*_args((v, b, y, seg_indptr, weight_indices, proj_offsets), scale), weight_indices.shape[0])
-    meta = dict(
-        RANK=rank,
-        NUM_PROJ=P,
-        BLOCK_M=bm,
-        BLOCK_N=bn,
-        BLOCK_R=block_r,
-        COL_TILES=ct,
-        EVEN_R=rank == block_r,
-        ACCUMULATE=accumulate,
-        CAST_FP32=dot_cast_fp32(b),
-        EVICT_W=EVICTION[int(config["WEIGHT_HINT"])],
-        ALIGN=_align(h_outs),
-        FLAT_SEGS=flat,
-        **launch_opts(config),
-    )
+    meta = dict(_whole_rank_meta(b, h_outs, accumulate, config), COL_TILES=ct, FLAT_SEGS=flat)
 
     def run() -> None:
         _expand_rows_kernel[grid](*args, **meta)
@@ -464,24 +467,9 @@ def bind_cols_dot(
     """expand/cols/dot: grid (segments, groups of ROW_TILES row tiles of the longest segment, column tiles x
     projections); each program loads its B tile once for the group's row tiles."""
     bm, bn, rt = int(config["BLOCK_M"]), int(config["BLOCK_N"]), int(config["ROW_TILES"])
-    rank, P = b.shape[2], len(h_outs)
-    block_r = max(DOT_MIN, triton.next_power_of_2(rank))
-    grid = (weight_indices.shape[0], cdiv(cdiv(max_seg_len, bm), rt), cdiv(max(h_outs), bn) * P)
+    grid = (weight_indices.shape[0], cdiv(cdiv(max_seg_len, bm), rt), cdiv(max(h_outs), bn) * len(h_outs))
     args = _args((v, b, y, seg_indptr, weight_indices, proj_offsets), scale)
-    meta = dict(
-        RANK=rank,
-        NUM_PROJ=P,
-        BLOCK_M=bm,
-        BLOCK_N=bn,
-        BLOCK_R=block_r,
-        ROW_TILES=rt,
-        EVEN_R=rank == block_r,
-        ACCUMULATE=accumulate,
-        CAST_FP32=dot_cast_fp32(b),
-        EVICT_W=EVICTION[int(config["WEIGHT_HINT"])],
-        ALIGN=_align(h_outs),
-        **launch_opts(config),
-    )
+    meta = dict(_whole_rank_meta(b, h_outs, accumulate, config), ROW_TILES=rt)
 
     def run() -> None:
         _expand_cols_kernel[grid](*args, **meta)
