@@ -24,7 +24,7 @@ Five structures, every program returning at once when its column tile lies past 
 - ``bind_cols_dot``: its mirror, one program per (segment, group of ROW_TILES row tiles, column tile, projection):
   the column tile of B ``[max(16, next_pow2(r)), BLOCK_N]`` is loaded once and applied to the group's row tiles
   in turn, each tile's v and y loaded before the previous tile's product (B read once per group instead of once
-  per row tile: at rank 64 that re-read is twice v's, and reading v and B is 15-19% of the tile kernel's time).
+  per row tile: at rank 64 that re-read is twice v's, and reading v and B is 14-19% of the tile kernel's time).
 
 Tested in the Triton interpreter against ``reference_loop`` (fp32, fp16, bf16, the last with the fp32 dot
 cast of ``_common``): random valid configs of every sketch on Distinct, Uniform, Skewed, Identical and
