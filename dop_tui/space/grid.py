@@ -55,6 +55,12 @@ class GridShape:
         plain = self.S * np.ceil(self.maxlen / t)
         return plain if self.S <= 1 else np.minimum(plain, np.ceil(self.T / t) + self.S - 1)
 
+    @staticmethod
+    def groups(sizes: np.ndarray, t: np.ndarray, per: np.ndarray) -> np.ndarray:
+        """Programs that walk ``per`` tiles of ``t`` each over every size (segments or projections), per item:
+        ``sum_i ceil(ceil(sizes_i / t) / per)``."""
+        return np.ceil(np.ceil(sizes / t[:, None]) / per[:, None]).sum(axis=1)
+
     def col_tiles(self, bn: np.ndarray) -> np.ndarray:
         """Column tiles over all projections, ``sum_p ceil(h_p / bn)``."""
         return np.ceil(self.h_outs / bn[:, None]).sum(axis=1)
@@ -159,7 +165,7 @@ def expand_rows(g: GridShape, p: Mapping[str, np.ndarray]) -> Analytic:
     """Programs of COL_TILES column tiles each: v read once per program, B once per row tile."""
     bm, bn, ct, st = p["BLOCK_M"], p["BLOCK_N"], p["COL_TILES"], p["num_stages"]
     tiles = g.tiles(bm)
-    groups = np.ceil(np.ceil(g.h_outs / bn[:, None]) / ct[:, None]).sum(axis=1)
+    groups = g.groups(g.h_outs, bn, ct)
     return {
         "launches": np.ones_like(bm),
         "programs": g.row_grid(bm) * np.ceil(np.ceil(g.maxH / bn) / ct) * g.P,
@@ -175,7 +181,7 @@ def expand_cols(g: GridShape, p: Mapping[str, np.ndarray]) -> Analytic:
     """Programs of ROW_TILES row tiles each: B read once per program, v once per column tile."""
     bm, bn, rt, st = p["BLOCK_M"], p["BLOCK_N"], p["ROW_TILES"], p["num_stages"]
     ct, tiles = g.col_tiles(bn), g.tiles(bm)
-    groups = np.ceil(np.ceil(g.lens / bm[:, None]) / rt[:, None]).sum(axis=1)
+    groups = g.groups(g.lens, bm, rt)
     return {
         "launches": np.ones_like(bm),
         "programs": g.S * np.ceil(np.ceil(g.maxlen / bm) / rt) * np.ceil(g.maxH / bn) * g.P,
